@@ -1,0 +1,2 @@
+//! Concurrent, verified downloads of locked wheels into the cache.
+//! (Stub: to be implemented.)

@@ -1,0 +1,2 @@
+//! Deterministic layer tars, their compression and digests, and the layer planner.
+//! (Stub: to be implemented.)

@@ -1,0 +1,18 @@
+//! envbuild turns a Python lockfile into a reproducible OCI image, without a container
+//! daemon. The pipeline, one module a stage: [`lock`] parses lockfiles into one model,
+//! [`target`] describes the platform and picks wheels, [`fetch`] and [`cache`] bring
+//! verified wheels, [`wheel`] maps a wheel into the install prefix, [`layer`] writes
+//! deterministic layers, and [`oci`] reads bases and writes images. [`build`] runs the
+//! whole flow; [`repro`] holds every rule that keeps its output reproducible.
+
+#![warn(missing_docs)]
+
+pub mod cache;
+pub mod digest;
+pub mod fetch;
+pub mod layer;
+pub mod lock;
+pub mod oci;
+pub mod repro;
+pub mod target;
+pub mod wheel;

@@ -1,0 +1,150 @@
+//! Every rule that keeps envbuild's output byte-for-byte reproducible lives here:
+//! the build timestamp (SOURCE_DATE_EPOCH), the tar header policy, the compressor and
+//! its level, and canonical JSON. Other modules take these values; none of them reads
+//! the clock or the environment on its own.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// Version of the layer format: bump it whenever the bytes of an installed layer can
+/// change for the same wheel (launcher template, RECORD layout, tar policy). It is part
+/// of every layer-cache key.
+pub const LAYER_FORMAT_VERSION: u32 = 1;
+
+/// gzip level used for every layer. Changing it changes every digest.
+pub const GZIP_LEVEL: u32 = 6;
+
+/// Identity of the compressor: the deflate implementation and its exact version are
+/// pinned in Cargo.toml (`flate2` with the `miniz_oxide` backend). Part of cache keys.
+pub const COMPRESSOR_ID: &str = "gzip-6/flate2-1.1.11/miniz_oxide-0.9.1";
+
+/// Timestamp used when SOURCE_DATE_EPOCH is not set: the Unix epoch.
+pub const DEFAULT_EPOCH: i64 = 0;
+
+/// Mode of directories in every layer.
+pub const DIR_MODE: u32 = 0o755;
+/// Mode of regular, non-executable files.
+pub const FILE_MODE: u32 = 0o644;
+/// Mode of executables and scripts.
+pub const EXEC_MODE: u32 = 0o755;
+
+/// Errors from reading reproducibility settings.
+#[derive(Debug, thiserror::Error)]
+pub enum ReproError {
+    /// SOURCE_DATE_EPOCH is set but is not a non-negative integer.
+    #[error("SOURCE_DATE_EPOCH is `{0}`, which is not a whole number of seconds since 1970-01-01; set it to a value such as `$(git log -1 --format=%ct)` or unset it")]
+    InvalidSourceDateEpoch(String),
+}
+
+/// The build timestamp: SOURCE_DATE_EPOCH if set, else [`DEFAULT_EPOCH`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceDateEpoch(i64);
+
+impl SourceDateEpoch {
+    /// Read the value of the `SOURCE_DATE_EPOCH` variable (the caller reads the
+    /// environment once and passes the value down).
+    pub fn from_env_value(value: Option<&str>) -> Result<Self, ReproError> {
+        match value {
+            None => Ok(Self(DEFAULT_EPOCH)),
+            Some(text) => {
+                let trimmed = text.trim();
+                match trimmed.parse::<i64>() {
+                    Ok(seconds) if seconds >= 0 && !trimmed.starts_with('+') => Ok(Self(seconds)),
+                    _ => Err(ReproError::InvalidSourceDateEpoch(text.to_string())),
+                }
+            }
+        }
+    }
+
+    /// A timestamp from seconds since the Unix epoch.
+    pub fn from_seconds(seconds: i64) -> Self {
+        Self(seconds)
+    }
+
+    /// Seconds since the Unix epoch.
+    pub fn seconds(self) -> i64 {
+        self.0
+    }
+
+    /// Seconds as the unsigned value tar headers hold.
+    pub fn tar_mtime(self) -> u64 {
+        u64::try_from(self.0).unwrap_or(0)
+    }
+
+    /// RFC 3339 in UTC with `Z` and no fractional seconds.
+    pub fn rfc3339(self) -> String {
+        let timestamp = jiff::Timestamp::from_second(self.0).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        timestamp.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    }
+}
+
+impl Default for SourceDateEpoch {
+    fn default() -> Self {
+        Self(DEFAULT_EPOCH)
+    }
+}
+
+impl fmt::Display for SourceDateEpoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Serialize a value as canonical JSON: compact, object keys sorted bytewise, no
+/// trailing newline. Going through [`serde_json::Value`] sorts keys because envbuild
+/// never enables serde_json's `preserve_order` feature (a test guards that).
+pub fn canonical_json<T: Serialize>(value: &T) -> Vec<u8> {
+    let value = serde_json::to_value(value).expect("envbuild's own types always serialize");
+    serde_json::to_vec(&value).expect("a JSON value always serializes")
+}
+
+/// A gzip encoder with envbuild's fixed header (no name, mtime 0, OS 255) and level.
+pub fn gzip_encoder<W: std::io::Write>(inner: W) -> flate2::write::GzEncoder<W> {
+    flate2::GzBuilder::new()
+        .mtime(0)
+        .operating_system(255)
+        .write(inner, flate2::Compression::new(GZIP_LEVEL))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ok_epoch_default_and_set() {
+        assert_eq!(SourceDateEpoch::from_env_value(None).unwrap().seconds(), 0);
+        let epoch = SourceDateEpoch::from_env_value(Some("1700000000")).unwrap();
+        assert_eq!(epoch.rfc3339(), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn err_epoch_malformed() {
+        for bad in ["", "abc", "-5", "1.5", "+3"] {
+            let error = SourceDateEpoch::from_env_value(Some(bad)).unwrap_err();
+            assert!(error.to_string().contains("SOURCE_DATE_EPOCH"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys() {
+        let mut map = std::collections::HashMap::new();
+        map.insert("b", 1);
+        map.insert("a", 2);
+        map.insert("c", 3);
+        assert_eq!(canonical_json(&map), br#"{"a":2,"b":1,"c":3}"#);
+    }
+
+    #[test]
+    fn gzip_is_stable() {
+        use std::io::Write;
+        let mut first = gzip_encoder(Vec::new());
+        first.write_all(b"hello envbuild").unwrap();
+        let first = first.finish().unwrap();
+        // Header: magic, CM=8, FLG=0, MTIME=0, XFL=0, OS=255.
+        assert_eq!(&first[..10], &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
+        let mut second = gzip_encoder(Vec::new());
+        second.write_all(b"hello envbuild").unwrap();
+        assert_eq!(first, second.finish().unwrap());
+    }
+}
