@@ -107,6 +107,26 @@ pub fn gzip_encoder<W: std::io::Write>(inner: W) -> flate2::write::GzEncoder<W> 
         .write(inner, flate2::Compression::new(GZIP_LEVEL))
 }
 
+/// A tar header with every field fixed by envbuild's policy: GNU format, the given
+/// type, mode and size, mtime from `epoch`, uid and gid 0, empty user and group names,
+/// no device numbers. Paths and link targets are set by the `tar` crate's
+/// `append_data` / `append_link`, which write GNU long-name entries when needed.
+pub fn tar_header(
+    entry_type: tar::EntryType,
+    mode: u32,
+    size: u64,
+    epoch: SourceDateEpoch,
+) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(entry_type);
+    header.set_mode(mode);
+    header.set_size(size);
+    header.set_mtime(epoch.tar_mtime());
+    header.set_uid(0);
+    header.set_gid(0);
+    header
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
