@@ -1,1 +1,381 @@
-fn main() {}
+//! The `envbuild` command line: argument parsing, settings resolution, progress and
+//! report rendering. All work happens in the library (`envbuild::build`).
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use envbuild::build::{BuildProgress, FetchRun, ImageBuild, TargetOverrides};
+use envbuild::cache::Cache;
+use envbuild::fetch::{FetchOptions, FetchProgress, FetchRequest};
+use envbuild::lock::GroupSelection;
+use envbuild::oci::{ImageReference, ImageSettings};
+use envbuild::repro::SourceDateEpoch;
+use envbuild::target::{Libc, Platform, PythonVersion};
+
+/// Turn a Python lockfile into a reproducible OCI image, without a container daemon.
+#[derive(Debug, Parser)]
+#[command(name = "envbuild", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build an image from a lockfile and a base image.
+    Image(ImageArgs),
+    /// Download every wheel a lockfile needs into the cache (for later `--offline` builds).
+    Fetch(FetchArgs),
+}
+
+/// Flags that choose the target and the packages; shared by `image` and `fetch`.
+#[derive(Debug, Args)]
+struct SelectionArgs {
+    /// The lockfile (`pylock.toml` or `pylock.<name>.toml`).
+    #[arg(long, value_name = "FILE")]
+    lock: PathBuf,
+    /// Target platform, e.g. `linux/amd64` or `linux/arm64` (default: the base image's).
+    #[arg(long, value_name = "OS/ARCH")]
+    platform: Option<Platform>,
+    /// Target Python version, `X.Y` or `X.Y.Z` (default: detected from the base image).
+    #[arg(long, value_name = "X.Y")]
+    python: Option<PythonVersion>,
+    /// Target glibc version (default: detected from the base image).
+    #[arg(long, value_name = "X.Y", conflicts_with = "musl")]
+    glibc: Option<String>,
+    /// Target musl version, for musllinux wheels (default: detected from the base image).
+    #[arg(long, value_name = "X.Y")]
+    musl: Option<String>,
+    /// Accept wheels tagged plain `linux_<arch>` (not portable; off by default).
+    #[arg(long)]
+    allow_linux_tag: bool,
+    /// Extras to install (comma-separated or repeated).
+    #[arg(long, value_name = "EXTRA", value_delimiter = ',')]
+    extras: Vec<String>,
+    /// Dependency groups to install in addition to the lock's default groups.
+    #[arg(long = "group", value_name = "GROUP")]
+    groups: Vec<String>,
+    /// Do not install the lock's default groups.
+    #[arg(long)]
+    no_default_groups: bool,
+    /// Cache folder for wheels, blobs and layers.
+    #[arg(long, value_name = "DIR", env = "ENVBUILD_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Build only from the cache; fail listing every missing wheel.
+    #[arg(long)]
+    offline: bool,
+    /// Parallel downloads and layer writers.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
+}
+
+#[derive(Debug, Args)]
+struct ImageArgs {
+    #[command(flatten)]
+    selection: SelectionArgs,
+    /// Base image holding the interpreter: `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`.
+    #[arg(long, value_name = "REF")]
+    base: ImageReference,
+    /// Where to write the image: `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`.
+    #[arg(long, value_name = "REF")]
+    output: ImageReference,
+    /// The base image's Python interpreter, an absolute path (default: detected).
+    #[arg(long, value_name = "PATH")]
+    interpreter: Option<String>,
+    /// Install prefix of the virtual environment in the image.
+    #[arg(long, value_name = "DIR", default_value = "/opt/venv")]
+    prefix: String,
+    /// Most layers the image may have, counting the base image's.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    max_layers: usize,
+    /// Image entrypoint: a JSON array or a whitespace-separated command.
+    #[arg(long, value_name = "CMD")]
+    entrypoint: Option<String>,
+    /// Image command: a JSON array or a whitespace-separated command.
+    #[arg(long, value_name = "CMD")]
+    cmd: Option<String>,
+    /// Environment variable for the image (repeatable).
+    #[arg(long = "env", value_name = "K=V")]
+    env: Vec<String>,
+    /// Working directory of the image.
+    #[arg(long, value_name = "DIR")]
+    workdir: Option<String>,
+    /// User the image runs as.
+    #[arg(long, value_name = "USER")]
+    user: Option<String>,
+    /// Image label (repeatable).
+    #[arg(long = "label", value_name = "K=V")]
+    labels: Vec<String>,
+    /// Manifest annotation (repeatable).
+    #[arg(long = "annotation", value_name = "K=V")]
+    annotations: Vec<String>,
+    /// Print a JSON report on stdout instead of the digest.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct FetchArgs {
+    #[command(flatten)]
+    selection: SelectionArgs,
+    /// Base image to detect the target from.
+    #[arg(long, value_name = "REF")]
+    base: Option<ImageReference>,
+}
+
+fn parse_key_value(text: &str, flag: &str) -> Result<(String, String)> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => bail!("`{flag} {text}` is not of the form KEY=VALUE"),
+    }
+}
+
+fn parse_command(text: &str, flag: &str) -> Result<Vec<String>> {
+    if text.trim_start().starts_with('[') {
+        serde_json::from_str(text)
+            .with_context(|| format!("`{flag}` looks like a JSON array but is not a list of strings: {text}"))
+    } else {
+        Ok(text.split_whitespace().map(str::to_string).collect())
+    }
+}
+
+fn parse_libc(args: &SelectionArgs) -> Result<Option<Libc>> {
+    fn version(text: &str, flag: &str) -> Result<(u32, u32)> {
+        let parsed = text
+            .split_once('.')
+            .and_then(|(major, minor)| Some((major.parse().ok()?, minor.parse().ok()?)));
+        parsed.with_context(|| format!("`{flag} {text}` is not a version of the form X.Y"))
+    }
+    if let Some(text) = &args.glibc {
+        let (major, minor) = version(text, "--glibc")?;
+        return Ok(Some(Libc::Glibc { major, minor }));
+    }
+    if let Some(text) = &args.musl {
+        let (major, minor) = version(text, "--musl")?;
+        return Ok(Some(Libc::Musl { major, minor }));
+    }
+    Ok(None)
+}
+
+/// Settings common to both commands, resolved from flags and environment.
+struct Common {
+    selection: GroupSelection,
+    cache_dir: PathBuf,
+    fetch: FetchOptions,
+    jobs: usize,
+}
+
+fn resolve_common(args: &SelectionArgs) -> Common {
+    let SelectionArgs { extras, groups, no_default_groups, cache_dir, offline, jobs, .. } = args;
+    Common {
+        selection: GroupSelection {
+            extras: extras.iter().filter(|e| !e.is_empty()).cloned().collect(),
+            groups: groups.iter().cloned().collect(),
+            no_default_groups: *no_default_groups,
+        },
+        cache_dir: cache_dir.clone().unwrap_or_else(Cache::default_root),
+        fetch: FetchOptions { jobs: usize::from(*jobs), offline: *offline, ..FetchOptions::default() },
+        jobs: usize::from(*jobs),
+    }
+}
+
+fn resolve_overrides(args: &SelectionArgs, interpreter: Option<String>) -> Result<TargetOverrides> {
+    Ok(TargetOverrides {
+        platform: args.platform.clone(),
+        python: args.python,
+        libc: parse_libc(args)?,
+        interpreter,
+        allow_linux_tag: args.allow_linux_tag,
+    })
+}
+
+fn resolve_image(args: ImageArgs, epoch: SourceDateEpoch) -> Result<(ImageBuild, bool)> {
+    let ImageArgs {
+        selection,
+        base,
+        output,
+        interpreter,
+        prefix,
+        max_layers,
+        entrypoint,
+        cmd,
+        env,
+        workdir,
+        user,
+        labels,
+        annotations,
+        json,
+    } = args;
+    let prefix = prefix.trim_end_matches('/').to_string();
+    if !prefix.starts_with('/') || prefix.len() < 2 {
+        bail!("`--prefix {prefix}` must be an absolute path other than `/`, such as `/opt/venv`");
+    }
+    if let Some(path) = &interpreter
+        && !path.starts_with('/')
+    {
+        bail!("`--interpreter {path}` must be an absolute path inside the image");
+    }
+    let common = resolve_common(&selection);
+    let image = ImageSettings {
+        env: env.iter().map(|e| parse_key_value(e, "--env")).collect::<Result<_>>()?,
+        entrypoint: entrypoint.as_deref().map(|e| parse_command(e, "--entrypoint")).transpose()?,
+        cmd: cmd.as_deref().map(|c| parse_command(c, "--cmd")).transpose()?,
+        workdir,
+        user,
+        labels: labels
+            .iter()
+            .map(|l| parse_key_value(l, "--label"))
+            .collect::<Result<BTreeMap<_, _>>>()?,
+        annotations: annotations
+            .iter()
+            .map(|a| parse_key_value(a, "--annotation"))
+            .collect::<Result<BTreeMap<_, _>>>()?,
+        venv: prefix.clone(),
+        base_name: base.to_string(),
+    };
+    let build = ImageBuild {
+        lock: selection.lock.clone(),
+        selection: common.selection,
+        target: resolve_overrides(&selection, interpreter)?,
+        base,
+        output,
+        prefix,
+        cache_dir: common.cache_dir,
+        fetch: common.fetch,
+        jobs: common.jobs,
+        max_layers,
+        image,
+        epoch,
+    };
+    Ok((build, json))
+}
+
+/// Progress on a terminal: a spinner for stages and a counter of wheels and layers.
+struct TerminalProgress {
+    bar: Option<ProgressBar>,
+}
+
+impl TerminalProgress {
+    fn new() -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {prefix:.bold} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Self { bar }
+    }
+    fn done(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl FetchProgress for TerminalProgress {
+    fn finish(&self, request: &FetchRequest, cached: bool) {
+        if let Some(bar) = &self.bar {
+            let how = if cached { "cached" } else { "downloaded" };
+            bar.set_message(format!("{} {} {how}", request.package, request.version));
+        }
+    }
+}
+
+impl BuildProgress for TerminalProgress {
+    fn stage(&self, message: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_prefix(message.to_string());
+            bar.set_message("");
+        }
+    }
+}
+
+fn read_epoch() -> Result<SourceDateEpoch> {
+    let value = std::env::var("SOURCE_DATE_EPOCH").ok();
+    Ok(SourceDateEpoch::from_env_value(value.as_deref())?)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match cli.command {
+        Command::Image(args) => {
+            let (build, json) = resolve_image(args, read_epoch()?)?;
+            let progress = Arc::new(TerminalProgress::new());
+            let result = runtime.block_on(envbuild::build::build_image(&build, progress.clone()));
+            progress.done();
+            let report = result?;
+            let mut stdout = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut stdout, &report)?;
+                writeln!(stdout)?;
+            } else {
+                writeln!(stdout, "{}", report.digest)?;
+            }
+        }
+        Command::Fetch(args) => {
+            let common = resolve_common(&args.selection);
+            let run = FetchRun {
+                lock: args.selection.lock.clone(),
+                selection: common.selection,
+                base: args.base,
+                targets: vec![resolve_overrides(&args.selection, None)?],
+                cache_dir: common.cache_dir,
+                fetch: common.fetch,
+            };
+            let progress = Arc::new(TerminalProgress::new());
+            let result = runtime.block_on(envbuild::build::fetch(&run, progress.clone()));
+            progress.done();
+            let count = result?;
+            eprintln!("{count} wheels are in the cache at {}", run.cache_dir.display());
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ENVBUILD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .without_time()
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // A closed stdout (e.g. piped into `head`) is not a failure.
+            if let Some(io) = error.downcast_ref::<std::io::Error>()
+                && io.kind() == std::io::ErrorKind::BrokenPipe
+            {
+                return ExitCode::SUCCESS;
+            }
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "error: {error}");
+            let mut source = error.source();
+            if source.is_some() {
+                let _ = writeln!(stderr, "\nCaused by:");
+            }
+            while let Some(cause) = source {
+                let _ = writeln!(stderr, "  {cause}");
+                source = cause.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

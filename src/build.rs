@@ -1,0 +1,552 @@
+//! The whole flow, from lockfile and base image to a written image: the one function
+//! the CLI calls for `envbuild image`, and the one for `envbuild fetch`. Each step is a
+//! call into the stage modules; this module only wires them and adds context to their
+//! errors.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::cache::{Cache, CacheError, EntryKind, LayerRecord};
+use crate::digest::Sha256Digest;
+use crate::fetch::{FetchError, FetchOptions, FetchProgress, FetchRequest};
+use crate::layer::plan::{LayerBudgetError, PlanInput, plan_layers};
+use crate::layer::{LayerBlob, LayerError};
+use crate::lock::{GroupSelection, Lock, LockError};
+use crate::oci::{BaseImage, ImageReference, ImageSettings, NewLayer, OciError};
+use crate::repro::{COMPRESSOR_ID, LAYER_FORMAT_VERSION, SourceDateEpoch};
+use crate::target::detect::{DetectError, detect_base};
+use crate::target::select::{ChosenWheel, SelectError, choose_wheels};
+use crate::target::{Libc, Platform, PythonVersion, Target};
+use crate::wheel::{InstallScheme, WheelError, WheelInstall};
+
+/// What the user asked for the target; unset fields are detected from the base image.
+#[derive(Debug, Clone, Default)]
+pub struct TargetOverrides {
+    /// `--platform`.
+    pub platform: Option<Platform>,
+    /// `--python`.
+    pub python: Option<PythonVersion>,
+    /// `--glibc` / `--musl`.
+    pub libc: Option<Libc>,
+    /// `--interpreter`: the base image's Python, as an absolute path in the image.
+    pub interpreter: Option<String>,
+    /// `--allow-linux-tag`.
+    pub allow_linux_tag: bool,
+}
+
+/// Settings of one `envbuild image` run, fully resolved (flags, environment, defaults).
+#[derive(Debug, Clone)]
+pub struct ImageBuild {
+    /// The lockfile.
+    pub lock: PathBuf,
+    /// Extras and groups.
+    pub selection: GroupSelection,
+    /// The base image.
+    pub base: ImageReference,
+    /// Where to write the image.
+    pub output: ImageReference,
+    /// Target settings given by the user.
+    pub target: TargetOverrides,
+    /// Install prefix of the virtual environment, e.g. `/opt/venv`.
+    pub prefix: String,
+    /// The cache folder.
+    pub cache_dir: PathBuf,
+    /// Download settings (`--jobs`, `--offline`).
+    pub fetch: FetchOptions,
+    /// Threads for installing and compressing layers.
+    pub jobs: usize,
+    /// `--max-layers`, counting the base image's layers.
+    pub max_layers: usize,
+    /// Config and annotations of the new image.
+    pub image: ImageSettings,
+    /// The build timestamp.
+    pub epoch: SourceDateEpoch,
+}
+
+/// Settings of one `envbuild fetch` run.
+#[derive(Debug, Clone)]
+pub struct FetchRun {
+    /// The lockfile.
+    pub lock: PathBuf,
+    /// Extras and groups.
+    pub selection: GroupSelection,
+    /// A base image to detect the target from, if any.
+    pub base: Option<ImageReference>,
+    /// Targets: one per `--platform`, with the shared overrides.
+    pub targets: Vec<TargetOverrides>,
+    /// The cache folder.
+    pub cache_dir: PathBuf,
+    /// Download settings.
+    pub fetch: FetchOptions,
+}
+
+/// Errors of a build, each with the stage it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The cache could not be opened or written.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// The lockfile is invalid or does not fit the target.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The base image could not be read, or the image not written.
+    #[error(transparent)]
+    Oci(#[from] OciError),
+    /// The base image's files could not be inspected.
+    #[error(transparent)]
+    Detect(#[from] DetectError),
+    /// A target fact could be neither detected nor was it given.
+    #[error("cannot tell the target's {what} from base image `{base}`: pass {flag}")]
+    UndetectedTarget {
+        /// What is missing.
+        what: &'static str,
+        /// The base reference.
+        base: String,
+        /// The flag that supplies it.
+        flag: &'static str,
+    },
+    /// No wheel fits for some packages.
+    #[error(transparent)]
+    Select(#[from] SelectError),
+    /// A download failed or a wheel is missing offline.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// A wheel is invalid or collides with another.
+    #[error(transparent)]
+    Wheel(#[from] WheelError),
+    /// A layer could not be written.
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    /// The layer budget is too small.
+    #[error(transparent)]
+    LayerBudget(#[from] LayerBudgetError),
+    /// A worker thread panicked or the runtime failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// One package in a layer, as the report lists it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PackageReport {
+    /// Normalized name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Wheel filename.
+    pub wheel: String,
+    /// SHA-256 of the wheel file (hex).
+    pub sha256: String,
+}
+
+/// One layer of the image, as the report lists it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LayerReport {
+    /// `base`, `venv` or `packages`.
+    pub kind: &'static str,
+    /// Digest of the compressed blob.
+    pub digest: Sha256Digest,
+    /// Digest of the uncompressed tar (absent for base layers, whose diff_ids come from
+    /// the base config).
+    pub diff_id: Sha256Digest,
+    /// Compressed size.
+    pub size: u64,
+    /// Packages installed by this layer.
+    pub packages: Vec<PackageReport>,
+}
+
+/// The base image a build stood on.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BaseReport {
+    /// The reference as given.
+    pub reference: String,
+    /// Its manifest digest.
+    pub digest: Sha256Digest,
+}
+
+/// What `envbuild image --json` prints.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BuildReport {
+    /// Manifest digest of the written image.
+    pub digest: Sha256Digest,
+    /// The image's platform.
+    pub platform: String,
+    /// The target Python version.
+    pub python: String,
+    /// The lockfile.
+    pub lock: String,
+    /// The base image.
+    pub base: BaseReport,
+    /// Every layer, base first.
+    pub layers: Vec<LayerReport>,
+}
+
+/// Progress callbacks of a build (the CLI draws them; the library only reports).
+pub trait BuildProgress: FetchProgress {
+    /// A new stage began.
+    fn stage(&self, _message: &str) {}
+    /// A layer was written (or found in the cache).
+    fn layer_done(&self, _cached: bool) {}
+}
+
+/// A progress sink that ignores everything.
+pub struct Silent;
+impl FetchProgress for Silent {}
+impl BuildProgress for Silent {}
+
+fn resolve_target(
+    overrides: &TargetOverrides,
+    base: &BaseImage,
+    cache: &Cache,
+) -> Result<(Target, String), BuildError> {
+    let layer_paths: Vec<PathBuf> = base
+        .layers
+        .iter()
+        .map(|layer| cache.entry_path(EntryKind::Blob, &layer.digest))
+        .collect();
+    let env: Vec<String> = base
+        .config
+        .pointer("/config/Env")
+        .and_then(|value| value.as_array())
+        .map(|values| values.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let need_detection =
+        overrides.python.is_none() || overrides.libc.is_none() || overrides.interpreter.is_none();
+    let detected = if need_detection {
+        detect_base(&env, &layer_paths)?
+    } else {
+        Default::default()
+    };
+    let missing = |what, flag| BuildError::UndetectedTarget { what, base: base.reference.clone(), flag };
+    let python = overrides
+        .python
+        .or(detected.python)
+        .ok_or_else(|| missing("Python version", "`--python X.Y`"))?;
+    let libc = overrides
+        .libc
+        .or(detected.libc)
+        .ok_or_else(|| missing("C library", "`--glibc X.Y` or `--musl X.Y`"))?;
+    let interpreter = overrides
+        .interpreter
+        .clone()
+        .or(detected.interpreter)
+        .ok_or_else(|| missing("Python interpreter", "`--interpreter /path/to/python3.X`"))?;
+    let target = Target {
+        platform: overrides.platform.clone().unwrap_or_else(|| base.platform.clone()),
+        python,
+        libc,
+        allow_linux_tag: overrides.allow_linux_tag,
+    };
+    Ok((target, interpreter))
+}
+
+fn fetch_requests(chosen: &[ChosenWheel]) -> Vec<FetchRequest> {
+    chosen
+        .iter()
+        .map(|wheel| FetchRequest {
+            package: wheel.name.clone(),
+            version: wheel.version.clone(),
+            artifact: wheel.artifact.clone(),
+        })
+        .collect()
+}
+
+/// The key under which a layer is cached: a hash of everything its bytes depend on.
+fn layer_key(scheme: &InstallScheme, epoch: SourceDateEpoch, wheels: &[Option<Sha256Digest>]) -> Sha256Digest {
+    #[derive(Serialize)]
+    struct Key<'a> {
+        layer_format: u32,
+        compressor: &'static str,
+        prefix: &'a str,
+        interpreter: &'a str,
+        python: String,
+        epoch: i64,
+        wheels: Vec<String>,
+    }
+    let key = Key {
+        layer_format: LAYER_FORMAT_VERSION,
+        compressor: COMPRESSOR_ID,
+        prefix: &scheme.prefix,
+        interpreter: &scheme.interpreter,
+        python: scheme.python.to_string(),
+        epoch: epoch.seconds(),
+        wheels: wheels
+            .iter()
+            .map(|digest| digest.map(|d| d.hex()).unwrap_or_else(|| "venv".to_string()))
+            .collect(),
+    };
+    Sha256Digest::of(&crate::repro::canonical_json(&key))
+}
+
+/// Run `jobs` workers over `count` items; results come back in item order.
+fn parallel_map<T, F>(count: usize, jobs: usize, work: F) -> Result<Vec<T>, BuildError>
+where
+    T: Send,
+    F: Fn(usize) -> Result<T, BuildError> + Sync,
+{
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: std::sync::Mutex<Vec<Option<Result<T, BuildError>>>> =
+        std::sync::Mutex::new((0..count).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, count.max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if index >= count {
+                        break;
+                    }
+                    let result = work(index);
+                    results.lock().expect("no worker panics while holding the lock")[index] = Some(result);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .map_err(|_| BuildError::Internal("a worker thread panicked".to_string()))?
+        .into_iter()
+        .map(|result| result.unwrap_or_else(|| Err(BuildError::Internal("a work item was lost".to_string()))))
+        .collect()
+}
+
+fn layer_from_cache_or_write(
+    cache: &Cache,
+    key: &Sha256Digest,
+    write: impl FnOnce() -> Result<LayerBlob, BuildError>,
+) -> Result<(LayerRecord, bool), BuildError> {
+    if let Some(record) = cache.layer(key) {
+        return Ok((record, true));
+    }
+    let blob = write()?;
+    let record = LayerRecord { diff_id: blob.diff_id, digest: blob.digest, size: blob.size };
+    cache.put_layer(key, &record)?;
+    Ok((record, false))
+}
+
+/// Build an image and write it. Returns the report the CLI prints.
+pub async fn build_image(
+    settings: &ImageBuild,
+    progress: Arc<dyn BuildProgress>,
+) -> Result<BuildReport, BuildError> {
+    let cache = Cache::open(&settings.cache_dir)?;
+
+    progress.stage("reading lockfile");
+    let lock = Lock::load(&settings.lock)?;
+
+    progress.stage("reading base image");
+    let base = {
+        let cache = cache.clone();
+        let reference = settings.base.clone();
+        let platform = settings.target.platform.clone();
+        tokio::task::spawn_blocking(move || crate::oci::read_base(&reference, platform.as_ref(), &cache))
+            .await
+            .map_err(|error| BuildError::Internal(error.to_string()))??
+    };
+    let (target, interpreter) = resolve_target(&settings.target, &base, &cache)?;
+
+    progress.stage("selecting wheels");
+    let packages = lock.select(&target.marker_environment(), &settings.selection)?;
+    let chosen = choose_wheels(&packages, &target)?;
+
+    progress.stage("fetching wheels");
+    let requests = fetch_requests(&chosen);
+    let fetch_progress: Arc<dyn FetchProgress> = progress.clone() as Arc<dyn FetchProgress>;
+    let wheel_paths = crate::fetch::fetch_all(&requests, &cache, &settings.fetch, fetch_progress).await?;
+
+    progress.stage("installing wheels into layers");
+    let scheme = InstallScheme {
+        prefix: settings.prefix.clone(),
+        python: target.python,
+        interpreter: interpreter.clone(),
+    };
+    let (layer_reports, new_layers) = {
+        let settings = settings.clone();
+        let cache = cache.clone();
+        let progress = progress.clone();
+        let base = base.clone();
+        tokio::task::spawn_blocking(move || {
+            write_layers(&settings, &cache, &scheme, &chosen, &wheel_paths, &base, progress.as_ref())
+        })
+        .await
+        .map_err(|error| BuildError::Internal(error.to_string()))??
+    };
+
+    progress.stage("writing image");
+    let image = crate::oci::assemble(&base, &new_layers, &settings.image, settings.epoch)?;
+    let digest = {
+        let cache = cache.clone();
+        let output = settings.output.clone();
+        let image = image.clone();
+        tokio::task::spawn_blocking(move || crate::oci::write_images(std::slice::from_ref(&image), &output, &cache))
+            .await
+            .map_err(|error| BuildError::Internal(error.to_string()))??
+    };
+
+    let mut layers: Vec<LayerReport> = base
+        .layers
+        .iter()
+        .zip(base.diff_ids.iter())
+        .map(|(descriptor, diff_id)| LayerReport {
+            kind: "base",
+            digest: descriptor.digest,
+            diff_id: *diff_id,
+            size: descriptor.size,
+            packages: Vec::new(),
+        })
+        .collect();
+    layers.extend(layer_reports);
+    Ok(BuildReport {
+        digest,
+        platform: target.platform.to_string(),
+        python: target.python.to_string(),
+        lock: settings.lock.display().to_string(),
+        base: BaseReport { reference: base.reference.clone(), digest: base.manifest_digest },
+        layers,
+    })
+}
+
+fn write_layers(
+    settings: &ImageBuild,
+    cache: &Cache,
+    scheme: &InstallScheme,
+    chosen: &[ChosenWheel],
+    wheel_paths: &[PathBuf],
+    base: &BaseImage,
+    progress: &dyn BuildProgress,
+) -> Result<(Vec<LayerReport>, Vec<NewLayer>), BuildError> {
+    let installs: Vec<WheelInstall> = parallel_map(chosen.len(), settings.jobs, |index| {
+        Ok(crate::wheel::plan_install(&wheel_paths[index], &chosen[index].artifact.filename, scheme)?)
+    })?;
+    crate::wheel::check_collisions(&installs)?;
+
+    let inputs: Vec<PlanInput> = chosen
+        .iter()
+        .zip(wheel_paths)
+        .map(|(wheel, path)| PlanInput {
+            name: wheel.name.clone(),
+            size: wheel
+                .artifact
+                .size
+                .or_else(|| std::fs::metadata(path).ok().map(|m| m.len()))
+                .unwrap_or(0),
+        })
+        .collect();
+    // The venv skeleton takes one layer of the budget.
+    let plan = plan_layers(&inputs, settings.max_layers, base.layers.len() + 1)?;
+
+    let venv_key = layer_key(scheme, settings.epoch, &[None]);
+    let (venv_record, venv_cached) = layer_from_cache_or_write(cache, &venv_key, || {
+        Ok(crate::layer::write_venv_layer(scheme, settings.epoch, cache)?)
+    })?;
+    progress.layer_done(venv_cached);
+
+    let records = parallel_map(plan.layers.len(), settings.jobs, |layer_index| {
+        let members = &plan.layers[layer_index];
+        let digests: Vec<Option<Sha256Digest>> =
+            members.iter().map(|&i| chosen[i].artifact.sha256).collect();
+        let key = layer_key(scheme, settings.epoch, &digests);
+        let result = layer_from_cache_or_write(cache, &key, || {
+            let group: Vec<&WheelInstall> = members.iter().map(|&i| &installs[i]).collect();
+            Ok(crate::layer::write_wheels_layer(&group, settings.epoch, cache)?)
+        })?;
+        progress.layer_done(result.1);
+        Ok(result.0)
+    })?;
+
+    let mut reports = vec![LayerReport {
+        kind: "venv",
+        digest: venv_record.digest,
+        diff_id: venv_record.diff_id,
+        size: venv_record.size,
+        packages: Vec::new(),
+    }];
+    let mut new_layers = vec![NewLayer {
+        diff_id: venv_record.diff_id,
+        digest: venv_record.digest,
+        size: venv_record.size,
+        created_by: format!("envbuild: virtual environment at {} for {}", scheme.prefix, scheme.interpreter),
+    }];
+    for (members, record) in plan.layers.iter().zip(records) {
+        let packages: Vec<PackageReport> = members
+            .iter()
+            .map(|&i| PackageReport {
+                name: chosen[i].name.to_string(),
+                version: chosen[i].version.clone(),
+                wheel: chosen[i].artifact.filename.clone(),
+                sha256: chosen[i].artifact.sha256.map(|d| d.hex()).unwrap_or_default(),
+            })
+            .collect();
+        let described: Vec<String> = packages
+            .iter()
+            .map(|package| format!("{}=={} ({})", package.name, package.version, package.wheel))
+            .collect();
+        new_layers.push(NewLayer {
+            diff_id: record.diff_id,
+            digest: record.digest,
+            size: record.size,
+            created_by: format!("envbuild: install {}", described.join(", ")),
+        });
+        reports.push(LayerReport {
+            kind: "packages",
+            digest: record.digest,
+            diff_id: record.diff_id,
+            size: record.size,
+            packages,
+        });
+    }
+    Ok((reports, new_layers))
+}
+
+/// Fill the cache with every wheel a lock needs for the given targets.
+pub async fn fetch(run: &FetchRun, progress: Arc<dyn FetchProgress>) -> Result<usize, BuildError> {
+    let cache = Cache::open(&run.cache_dir)?;
+    let lock = Lock::load(&run.lock)?;
+    let base = match &run.base {
+        Some(reference) => {
+            let cache = cache.clone();
+            let reference = reference.clone();
+            let platform = run.targets.first().and_then(|t| t.platform.clone());
+            Some(
+                tokio::task::spawn_blocking(move || crate::oci::read_base(&reference, platform.as_ref(), &cache))
+                    .await
+                    .map_err(|error| BuildError::Internal(error.to_string()))??,
+            )
+        }
+        None => None,
+    };
+    let mut requests: BTreeMap<Sha256Digest, FetchRequest> = BTreeMap::new();
+    for overrides in &run.targets {
+        let target = match &base {
+            Some(base) => resolve_target(overrides, base, &cache)?.0,
+            None => Target {
+                platform: overrides.platform.clone().unwrap_or_else(|| Platform {
+                    os: "linux".to_string(),
+                    architecture: "amd64".to_string(),
+                    variant: None,
+                }),
+                python: overrides.python.ok_or(BuildError::UndetectedTarget {
+                    what: "Python version",
+                    base: "(none given)".to_string(),
+                    flag: "`--python X.Y` or `--base REF`",
+                })?,
+                libc: overrides.libc.ok_or(BuildError::UndetectedTarget {
+                    what: "C library",
+                    base: "(none given)".to_string(),
+                    flag: "`--glibc X.Y`, `--musl X.Y` or `--base REF`",
+                })?,
+                allow_linux_tag: overrides.allow_linux_tag,
+            },
+        };
+        let packages = lock.select(&target.marker_environment(), &run.selection)?;
+        for request in fetch_requests(&choose_wheels(&packages, &target)?) {
+            if let Some(sha256) = request.artifact.sha256 {
+                requests.entry(sha256).or_insert(request);
+            }
+        }
+    }
+    let requests: Vec<FetchRequest> = requests.into_values().collect();
+    crate::fetch::fetch_all(&requests, &cache, &run.fetch, progress).await?;
+    Ok(requests.len())
+}
