@@ -210,7 +210,12 @@ fn resolve_target(
         .config
         .pointer("/config/Env")
         .and_then(|value| value.as_array())
-        .map(|values| values.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|values| {
+            values
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     let need_detection =
         overrides.python.is_none() || overrides.libc.is_none() || overrides.interpreter.is_none();
@@ -219,7 +224,11 @@ fn resolve_target(
     } else {
         Default::default()
     };
-    let missing = |what, flag| BuildError::UndetectedTarget { what, base: base.reference.clone(), flag };
+    let missing = |what, flag| BuildError::UndetectedTarget {
+        what,
+        base: base.reference.clone(),
+        flag,
+    };
     let python = overrides
         .python
         .or(detected.python)
@@ -234,7 +243,10 @@ fn resolve_target(
         .or(detected.interpreter)
         .ok_or_else(|| missing("Python interpreter", "`--interpreter /path/to/python3.X`"))?;
     let target = Target {
-        platform: overrides.platform.clone().unwrap_or_else(|| base.platform.clone()),
+        platform: overrides
+            .platform
+            .clone()
+            .unwrap_or_else(|| base.platform.clone()),
         python,
         libc,
         allow_linux_tag: overrides.allow_linux_tag,
@@ -254,7 +266,11 @@ fn fetch_requests(chosen: &[ChosenWheel]) -> Vec<FetchRequest> {
 }
 
 /// The key under which a layer is cached: a hash of everything its bytes depend on.
-fn layer_key(scheme: &InstallScheme, epoch: SourceDateEpoch, wheels: &[Option<Sha256Digest>]) -> Sha256Digest {
+fn layer_key(
+    scheme: &InstallScheme,
+    epoch: SourceDateEpoch,
+    wheels: &[Option<Sha256Digest>],
+) -> Sha256Digest {
     #[derive(Serialize)]
     struct Key<'a> {
         layer_format: u32,
@@ -274,7 +290,11 @@ fn layer_key(scheme: &InstallScheme, epoch: SourceDateEpoch, wheels: &[Option<Sh
         epoch: epoch.seconds(),
         wheels: wheels
             .iter()
-            .map(|digest| digest.map(|d| d.hex()).unwrap_or_else(|| "venv".to_string()))
+            .map(|digest| {
+                digest
+                    .map(|d| d.hex())
+                    .unwrap_or_else(|| "venv".to_string())
+            })
             .collect(),
     };
     Sha256Digest::of(&crate::repro::canonical_json(&key))
@@ -298,7 +318,9 @@ where
                         break;
                     }
                     let result = work(index);
-                    results.lock().expect("no worker panics while holding the lock")[index] = Some(result);
+                    results
+                        .lock()
+                        .expect("no worker panics while holding the lock")[index] = Some(result);
                 }
             });
         }
@@ -307,7 +329,9 @@ where
         .into_inner()
         .map_err(|_| BuildError::Internal("a worker thread panicked".to_string()))?
         .into_iter()
-        .map(|result| result.unwrap_or_else(|| Err(BuildError::Internal("a work item was lost".to_string()))))
+        .map(|result| {
+            result.unwrap_or_else(|| Err(BuildError::Internal("a work item was lost".to_string())))
+        })
         .collect()
 }
 
@@ -320,7 +344,11 @@ fn layer_from_cache_or_write(
         return Ok((record, true));
     }
     let blob = write()?;
-    let record = LayerRecord { diff_id: blob.diff_id, digest: blob.digest, size: blob.size };
+    let record = LayerRecord {
+        diff_id: blob.diff_id,
+        digest: blob.digest,
+        size: blob.size,
+    };
     cache.put_layer(key, &record)?;
     Ok((record, false))
 }
@@ -340,9 +368,11 @@ pub async fn build_image(
         let cache = cache.clone();
         let reference = settings.base.clone();
         let platform = settings.target.platform.clone();
-        tokio::task::spawn_blocking(move || crate::oci::read_base(&reference, platform.as_ref(), &cache))
-            .await
-            .map_err(|error| BuildError::Internal(error.to_string()))??
+        tokio::task::spawn_blocking(move || {
+            crate::oci::read_base(&reference, platform.as_ref(), &cache)
+        })
+        .await
+        .map_err(|error| BuildError::Internal(error.to_string()))??
     };
     let (target, interpreter) = resolve_target(&settings.target, &base, &cache)?;
 
@@ -353,7 +383,8 @@ pub async fn build_image(
     progress.stage("fetching wheels");
     let requests = fetch_requests(&chosen);
     let fetch_progress: Arc<dyn FetchProgress> = progress.clone() as Arc<dyn FetchProgress>;
-    let wheel_paths = crate::fetch::fetch_all(&requests, &cache, &settings.fetch, fetch_progress).await?;
+    let wheel_paths =
+        crate::fetch::fetch_all(&requests, &cache, &settings.fetch, fetch_progress).await?;
 
     progress.stage("installing wheels into layers");
     let scheme = InstallScheme {
@@ -367,7 +398,15 @@ pub async fn build_image(
         let progress = progress.clone();
         let base = base.clone();
         tokio::task::spawn_blocking(move || {
-            write_layers(&settings, &cache, &scheme, &chosen, &wheel_paths, &base, progress.as_ref())
+            write_layers(
+                &settings,
+                &cache,
+                &scheme,
+                &chosen,
+                &wheel_paths,
+                &base,
+                progress.as_ref(),
+            )
         })
         .await
         .map_err(|error| BuildError::Internal(error.to_string()))??
@@ -379,9 +418,11 @@ pub async fn build_image(
         let cache = cache.clone();
         let output = settings.output.clone();
         let image = image.clone();
-        tokio::task::spawn_blocking(move || crate::oci::write_images(std::slice::from_ref(&image), &output, &cache))
-            .await
-            .map_err(|error| BuildError::Internal(error.to_string()))??
+        tokio::task::spawn_blocking(move || {
+            crate::oci::write_images(std::slice::from_ref(&image), &output, &cache)
+        })
+        .await
+        .map_err(|error| BuildError::Internal(error.to_string()))??
     };
 
     let mut layers: Vec<LayerReport> = base
@@ -402,7 +443,10 @@ pub async fn build_image(
         platform: target.platform.to_string(),
         python: target.python.to_string(),
         lock: settings.lock.display().to_string(),
-        base: BaseReport { reference: base.reference.clone(), digest: base.manifest_digest },
+        base: BaseReport {
+            reference: base.reference.clone(),
+            digest: base.manifest_digest,
+        },
         layers,
     })
 }
@@ -417,7 +461,11 @@ fn write_layers(
     progress: &dyn BuildProgress,
 ) -> Result<(Vec<LayerReport>, Vec<NewLayer>), BuildError> {
     let installs: Vec<WheelInstall> = parallel_map(chosen.len(), settings.jobs, |index| {
-        Ok(crate::wheel::plan_install(&wheel_paths[index], &chosen[index].artifact.filename, scheme)?)
+        Ok(crate::wheel::plan_install(
+            &wheel_paths[index],
+            &chosen[index].artifact.filename,
+            scheme,
+        )?)
     })?;
     crate::wheel::check_collisions(&installs)?;
 
@@ -438,7 +486,11 @@ fn write_layers(
 
     let venv_key = layer_key(scheme, settings.epoch, &[None]);
     let (venv_record, venv_cached) = layer_from_cache_or_write(cache, &venv_key, || {
-        Ok(crate::layer::write_venv_layer(scheme, settings.epoch, cache)?)
+        Ok(crate::layer::write_venv_layer(
+            scheme,
+            settings.epoch,
+            cache,
+        )?)
     })?;
     progress.layer_done(venv_cached);
 
@@ -449,7 +501,11 @@ fn write_layers(
         let key = layer_key(scheme, settings.epoch, &digests);
         let result = layer_from_cache_or_write(cache, &key, || {
             let group: Vec<&WheelInstall> = members.iter().map(|&i| &installs[i]).collect();
-            Ok(crate::layer::write_wheels_layer(&group, settings.epoch, cache)?)
+            Ok(crate::layer::write_wheels_layer(
+                &group,
+                settings.epoch,
+                cache,
+            )?)
         })?;
         progress.layer_done(result.1);
         Ok(result.0)
@@ -466,7 +522,10 @@ fn write_layers(
         diff_id: venv_record.diff_id,
         digest: venv_record.digest,
         size: venv_record.size,
-        created_by: format!("envbuild: virtual environment at {} for {}", scheme.prefix, scheme.interpreter),
+        created_by: format!(
+            "envbuild: virtual environment at {} for {}",
+            scheme.prefix, scheme.interpreter
+        ),
     }];
     for (members, record) in plan.layers.iter().zip(records) {
         let packages: Vec<PackageReport> = members
@@ -475,7 +534,11 @@ fn write_layers(
                 name: chosen[i].name.to_string(),
                 version: chosen[i].version.clone(),
                 wheel: chosen[i].artifact.filename.clone(),
-                sha256: chosen[i].artifact.sha256.map(|d| d.hex()).unwrap_or_default(),
+                sha256: chosen[i]
+                    .artifact
+                    .sha256
+                    .map(|d| d.hex())
+                    .unwrap_or_default(),
             })
             .collect();
         let described: Vec<String> = packages
@@ -509,9 +572,11 @@ pub async fn fetch(run: &FetchRun, progress: Arc<dyn FetchProgress>) -> Result<u
             let reference = reference.clone();
             let platform = run.targets.first().and_then(|t| t.platform.clone());
             Some(
-                tokio::task::spawn_blocking(move || crate::oci::read_base(&reference, platform.as_ref(), &cache))
-                    .await
-                    .map_err(|error| BuildError::Internal(error.to_string()))??,
+                tokio::task::spawn_blocking(move || {
+                    crate::oci::read_base(&reference, platform.as_ref(), &cache)
+                })
+                .await
+                .map_err(|error| BuildError::Internal(error.to_string()))??,
             )
         }
         None => None,

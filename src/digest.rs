@@ -14,7 +14,9 @@ pub struct Sha256Digest([u8; 32]);
 
 /// A string that is not a SHA-256 digest.
 #[derive(Debug, thiserror::Error)]
-#[error("`{text}` is not a SHA-256 digest: expected 64 hexadecimal characters (optionally after `sha256:`)")]
+#[error(
+    "`{text}` is not a SHA-256 digest: expected 64 hexadecimal characters (optionally after `sha256:`)"
+)]
 pub struct DigestParseError {
     /// The rejected text.
     pub text: String,
@@ -55,7 +57,9 @@ impl Sha256Digest {
     /// `sha256:` prefix.
     pub fn from_hex(text: &str) -> Result<Self, DigestParseError> {
         let hex = text.strip_prefix("sha256:").unwrap_or(text);
-        let error = || DigestParseError { text: text.to_string() };
+        let error = || DigestParseError {
+            text: text.to_string(),
+        };
         if hex.len() != 64 {
             return Err(error());
         }
@@ -69,7 +73,9 @@ impl Sha256Digest {
     /// `sha256=` prefix.
     pub fn from_record_base64(text: &str) -> Option<Self> {
         let trimmed = text.trim_end_matches('=');
-        let bytes = data_encoding::BASE64URL_NOPAD.decode(trimmed.as_bytes()).ok()?;
+        let bytes = data_encoding::BASE64URL_NOPAD
+            .decode(trimmed.as_bytes())
+            .ok()?;
         Some(Self(bytes.try_into().ok()?))
     }
 }
@@ -142,7 +148,10 @@ pub struct HashingWriter<W> {
 impl<W: Write> HashingWriter<W> {
     /// Wrap a writer.
     pub fn new(inner: W) -> Self {
-        Self { inner, hasher: Hasher::new() }
+        Self {
+            inner,
+            hasher: Hasher::new(),
+        }
     }
     /// The inner writer, the digest and the byte count.
     pub fn finish(self) -> (W, Sha256Digest, u64) {
@@ -175,7 +184,10 @@ pub struct HashingReader<R> {
 impl<R: Read> HashingReader<R> {
     /// Wrap a reader.
     pub fn new(inner: R) -> Self {
-        Self { inner, hasher: Hasher::new() }
+        Self {
+            inner,
+            hasher: Hasher::new(),
+        }
     }
     /// The digest and byte count of everything read.
     pub fn finish(self) -> (Sha256Digest, u64) {
@@ -204,10 +216,16 @@ mod tests {
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
         assert_eq!(Sha256Digest::from_hex(&digest.oci()).unwrap(), digest);
-        assert_eq!(Sha256Digest::from_hex(&digest.hex().to_uppercase()).unwrap(), digest);
+        assert_eq!(
+            Sha256Digest::from_hex(&digest.hex().to_uppercase()).unwrap(),
+            digest
+        );
         let record = digest.record();
         assert_eq!(record, "sha256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU");
-        assert_eq!(Sha256Digest::from_record_base64(&record[7..]).unwrap(), digest);
+        assert_eq!(
+            Sha256Digest::from_record_base64(&record[7..]).unwrap(),
+            digest
+        );
     }
 
     #[test]

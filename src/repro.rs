@@ -33,7 +33,9 @@ pub const EXEC_MODE: u32 = 0o755;
 #[derive(Debug, thiserror::Error)]
 pub enum ReproError {
     /// SOURCE_DATE_EPOCH is set but is not a non-negative integer.
-    #[error("SOURCE_DATE_EPOCH is `{0}`, which is not a whole number of seconds since 1970-01-01; set it to a value such as `$(git log -1 --format=%ct)` or unset it")]
+    #[error(
+        "SOURCE_DATE_EPOCH is `{0}`, which is not a whole number of seconds since 1970-01-01; set it to a value such as `$(git log -1 --format=%ct)` or unset it"
+    )]
     InvalidSourceDateEpoch(String),
 }
 

@@ -24,7 +24,9 @@ pub enum CacheError {
         source: io::Error,
     },
     /// Content written into the cache did not match what was expected.
-    #[error("content for `{kind}` entry has digest {actual} and size {actual_size}, but {expected} and size {expected_size} were expected")]
+    #[error(
+        "content for `{kind}` entry has digest {actual} and size {actual_size}, but {expected} and size {expected_size} were expected"
+    )]
     Mismatch {
         /// `wheel` or `blob`.
         kind: &'static str,
@@ -40,7 +42,10 @@ pub enum CacheError {
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> CacheError + '_ {
-    move |source| CacheError::Io { path: path.to_path_buf(), source }
+    move |source| CacheError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// The kinds of content-addressed entries.
@@ -115,8 +120,10 @@ impl PendingEntry {
         }
         let destination = self.cache.entry_path(self.kind, &digest);
         file.as_file().sync_data().map_err(io_error(&temp_path))?;
-        file.persist(&destination)
-            .map_err(|error| CacheError::Io { path: destination.clone(), source: error.error })?;
+        file.persist(&destination).map_err(|error| CacheError::Io {
+            path: destination.clone(),
+            source: error.error,
+        })?;
         Ok((digest, size))
     }
 
@@ -145,13 +152,17 @@ impl Cache {
                 source: io::Error::new(error.kind(), error),
             })?;
         }
-        Ok(Self { root: root.to_path_buf() })
+        Ok(Self {
+            root: root.to_path_buf(),
+        })
     }
 
     /// The default cache folder: `$ENVBUILD_CACHE_DIR` is handled by the caller; this is
     /// the user's cache dir plus `envbuild`.
     pub fn default_root() -> PathBuf {
-        dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("envbuild")
+        dirs::cache_dir()
+            .unwrap_or_else(std::env::temp_dir)
+            .join("envbuild")
     }
 
     /// The cache's root folder.
@@ -161,12 +172,20 @@ impl Cache {
 
     /// Where an entry lives (whether or not it exists).
     pub fn entry_path(&self, kind: EntryKind, digest: &Sha256Digest) -> PathBuf {
-        self.root.join(kind.folder()).join("sha256").join(digest.hex())
+        self.root
+            .join(kind.folder())
+            .join("sha256")
+            .join(digest.hex())
     }
 
     /// The path of an entry if it is present with the expected size (a cheap check on
     /// every use; the full hash was checked when it was written).
-    pub fn lookup(&self, kind: EntryKind, digest: &Sha256Digest, size: Option<u64>) -> Option<PathBuf> {
+    pub fn lookup(
+        &self,
+        kind: EntryKind,
+        digest: &Sha256Digest,
+        size: Option<u64>,
+    ) -> Option<PathBuf> {
         let path = self.entry_path(kind, digest);
         let metadata = std::fs::metadata(&path).ok()?;
         if !metadata.is_file() {
@@ -185,7 +204,11 @@ impl Cache {
             .prefix(".partial-")
             .tempfile_in(&folder)
             .map_err(io_error(&folder))?;
-        Ok(PendingEntry { cache: self.clone(), kind, writer: HashingWriter::new(file) })
+        Ok(PendingEntry {
+            cache: self.clone(),
+            kind,
+            writer: HashingWriter::new(file),
+        })
     }
 
     /// Copy everything from `reader` into a new entry, verifying it against `expected`.
@@ -204,8 +227,15 @@ impl Cache {
     /// Store bytes held in memory as a blob.
     pub fn insert_blob_bytes(&self, bytes: &[u8]) -> Result<Sha256Digest, CacheError> {
         let digest = Sha256Digest::of(bytes);
-        if self.lookup(EntryKind::Blob, &digest, Some(bytes.len() as u64)).is_none() {
-            self.insert_from_reader(EntryKind::Blob, &mut &bytes[..], Some((digest, bytes.len() as u64)))?;
+        if self
+            .lookup(EntryKind::Blob, &digest, Some(bytes.len() as u64))
+            .is_none()
+        {
+            self.insert_from_reader(
+                EntryKind::Blob,
+                &mut &bytes[..],
+                Some((digest, bytes.len() as u64)),
+            )?;
         }
         Ok(digest)
     }
@@ -229,8 +259,10 @@ impl Cache {
             .map_err(io_error(&folder))?;
         file.write_all(&bytes).map_err(io_error(&folder))?;
         let destination = folder.join(key.hex());
-        file.persist(&destination)
-            .map_err(|error| CacheError::Io { path: destination.clone(), source: error.error })?;
+        file.persist(&destination).map_err(|error| CacheError::Io {
+            path: destination.clone(),
+            source: error.error,
+        })?;
         Ok(())
     }
 }
@@ -259,7 +291,17 @@ mod tests {
             .insert_from_reader(EntryKind::Wheel, &mut &b"hello"[..], Some((wrong, 5)))
             .unwrap_err();
         assert!(matches!(error, CacheError::Mismatch { .. }));
-        assert_eq!(std::fs::read_dir(folder.path().join("tmp")).unwrap().count(), 0);
-        assert_eq!(std::fs::read_dir(folder.path().join("wheels/sha256")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(folder.path().join("tmp"))
+                .unwrap()
+                .count(),
+            0
+        );
+        assert_eq!(
+            std::fs::read_dir(folder.path().join("wheels/sha256"))
+                .unwrap()
+                .count(),
+            0
+        );
     }
 }

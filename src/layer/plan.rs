@@ -123,7 +123,10 @@ mod tests {
     use super::*;
 
     fn input(name: &str, size: u64) -> PlanInput {
-        PlanInput { name: PackageName::normalize(name), size }
+        PlanInput {
+            name: PackageName::normalize(name),
+            size,
+        }
     }
 
     fn names(wheels: &[PlanInput], plan: &LayerPlan) -> Vec<Vec<String>> {
@@ -162,7 +165,9 @@ mod tests {
 
     #[test]
     fn tight_budget_is_respected() {
-        let wheels: Vec<PlanInput> = (0..20).map(|i| input(&format!("big{i}"), 2_000_000 + i)).collect();
+        let wheels: Vec<PlanInput> = (0..20)
+            .map(|i| input(&format!("big{i}"), 2_000_000 + i))
+            .collect();
         let plan = plan_layers(&wheels, 10, 4).unwrap();
         assert!(plan.layers.len() <= 6, "{}", plan.layers.len());
         assert_eq!(plan.layers.concat().len(), 20);

@@ -202,7 +202,10 @@ impl Lock {
             path: path.to_path_buf(),
             source: std::io::Error::new(source.kind(), source),
         })?;
-        let file_name = path.file_name().and_then(|name| name.to_str()).unwrap_or("");
+        let file_name = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("");
         if pylock::is_pylock_file_name(file_name) || text.contains("lock-version") {
             let parsed = pylock::Pylock::parse(path, &text).map_err(Box::new)?;
             return Ok(Self {
@@ -211,7 +214,9 @@ impl Lock {
                 inner: LockInner::Pylock(Box::new(parsed)),
             });
         }
-        Err(LockError::UnknownFormat { path: path.to_path_buf() })
+        Err(LockError::UnknownFormat {
+            path: path.to_path_buf(),
+        })
     }
 
     /// The lockfile's path.
@@ -232,7 +237,9 @@ impl Lock {
         selection: &GroupSelection,
     ) -> Result<Vec<LockedPackage>, LockError> {
         match &self.inner {
-            LockInner::Pylock(pylock) => Ok(pylock.select(environment, selection).map_err(Box::new)?),
+            LockInner::Pylock(pylock) => {
+                Ok(pylock.select(environment, selection).map_err(Box::new)?)
+            }
         }
     }
 }
@@ -243,7 +250,10 @@ mod tests {
 
     #[test]
     fn normalizes_names() {
-        assert_eq!(PackageName::normalize("Jaraco.Functools").as_str(), "jaraco-functools");
+        assert_eq!(
+            PackageName::normalize("Jaraco.Functools").as_str(),
+            "jaraco-functools"
+        );
         assert_eq!(PackageName::normalize("a__b-.c").as_str(), "a-b-c");
         assert!(PackageName::is_normalized("markupsafe"));
         assert!(!PackageName::is_normalized("MarkupSafe"));
