@@ -1,2 +1,1020 @@
-//! Concurrent, verified downloads of locked wheels into the cache.
-//! (Stub: to be implemented.)
+//! Concurrent, verified downloads of locked artifacts into the content-addressed cache.
+//!
+//! [`fetch_all`] brings every requested artifact into the cache as an
+//! [`EntryKind::Wheel`] entry keyed by the SHA-256 the lockfile records, and returns
+//! the entries' paths in request order. An artifact already in the cache costs no
+//! network. Otherwise its bytes are streamed, exactly as served (no content decoding),
+//! into a temporary cache file, checked against the locked size while they arrive and
+//! against the locked SHA-256 at the end, and only then renamed into place: a failed or
+//! interrupted download leaves nothing behind.
+//!
+//! Limits: this module never asks an index where a file lives (the URL comes from the
+//! lockfile) and never chooses between artifacts (that is `target::select`'s job).
+//!
+//! TLS trusts the operating system's certificate store only, read through
+//! `rustls-platform-verifier`, which on Linux loads roots with `rustls-native-certs`
+//! and so honours `SSL_CERT_FILE` and `SSL_CERT_DIR` (corporate TLS proxies need that).
+//! Proxies come from the standard `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` variables.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream;
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT_ENCODING, HeaderMap, HeaderValue, RETRY_AFTER};
+
+use crate::cache::{Cache, CacheError, EntryKind, PendingEntry};
+use crate::digest::Sha256Digest;
+use crate::lock::{Artifact, ArtifactLocation, PackageName};
+
+/// The `User-Agent` of every request envbuild makes.
+pub const USER_AGENT: &str = concat!("envbuild/", env!("CARGO_PKG_VERSION"));
+
+/// First retry delay; each further retry doubles it, up to [`BACKOFF_MAX`].
+const BACKOFF_BASE: Duration = Duration::from_millis(500);
+/// Longest delay between two attempts chosen by the backoff.
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Longest `Retry-After` envbuild honours; a server asking for more gets this.
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(30);
+/// Size of the buffer used to copy local files into the cache.
+const COPY_BUFFER: usize = 256 * 1024;
+
+/// One artifact to bring into the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchRequest {
+    /// The package the artifact belongs to (for messages and progress).
+    pub package: PackageName,
+    /// The package's version, as locked (for messages and progress).
+    pub version: String,
+    /// The artifact. Its `sha256` must be set: envbuild installs nothing unverified.
+    pub artifact: Artifact,
+}
+
+impl FetchRequest {
+    fn name(&self) -> ArtifactName {
+        ArtifactName {
+            package: self.package.clone(),
+            version: self.version.clone(),
+            filename: self.artifact.filename.clone(),
+        }
+    }
+}
+
+/// How [`fetch_all`] downloads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchOptions {
+    /// Most downloads in flight at once (at least 1 is used). Default 4.
+    pub jobs: usize,
+    /// Never touch the network: everything must already be in the cache (local files
+    /// named by the lockfile are still read).
+    pub offline: bool,
+    /// Further attempts after the first one fails for a transient reason (connection
+    /// error, timeout, HTTP 408, 429 or 5xx). Default 4, so at most 5 attempts.
+    pub retries: u32,
+    /// Connect timeout, and the longest wait for any single read (the headers or the
+    /// next part of the body). Not a deadline for the whole download, so large wheels
+    /// on slow links still complete. Default 30 s.
+    pub timeout: Duration,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        Self {
+            jobs: 4,
+            offline: false,
+            retries: 4,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Receives progress events from [`fetch_all`]. Every method has an empty default.
+///
+/// For an artifact found in the cache only [`FetchProgress::finish`] is called, with
+/// `cached` true. For a transfer, `start` is called when the transfer begins (again on
+/// every retry, after which the byte count starts over), `advance` for each part
+/// received, and `finish` with `cached` false once the entry is verified and stored.
+/// A failed artifact gets no `finish`.
+pub trait FetchProgress: Send + Sync {
+    /// A transfer of `request` begins; `total` is its size in bytes, when known.
+    fn start(&self, request: &FetchRequest, total: Option<u64>) {
+        let _ = (request, total);
+    }
+    /// `bytes` more bytes of `request` arrived.
+    fn advance(&self, request: &FetchRequest, bytes: u64) {
+        let _ = (request, bytes);
+    }
+    /// `request` is verified and in the cache; `cached` says it was there already.
+    fn finish(&self, request: &FetchRequest, cached: bool) {
+        let _ = (request, cached);
+    }
+}
+
+/// A [`FetchProgress`] that ignores every event.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl FetchProgress for NoProgress {}
+
+/// A package, version and file name, as error messages list them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactName {
+    /// The package.
+    pub package: PackageName,
+    /// Its locked version.
+    pub version: String,
+    /// The artifact's file name.
+    pub filename: String,
+}
+
+impl fmt::Display for ArtifactName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "`{}` {} (`{}`)",
+            self.package, self.version, self.filename
+        )
+    }
+}
+
+/// How many bytes arrived when a size check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceivedSize {
+    /// The whole body, of this many bytes.
+    Exactly(u64),
+    /// The transfer was stopped once it passed the expected size.
+    MoreThan(u64),
+    /// The server announced this `Content-Length`, so nothing was downloaded.
+    Announced(u64),
+}
+
+impl fmt::Display for ReceivedSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Exactly(size) => write!(f, "{size} bytes"),
+            Self::MoreThan(size) => write!(f, "more than {size} bytes (stopped there)"),
+            Self::Announced(size) => write!(f, "a `Content-Length` of {size} bytes"),
+        }
+    }
+}
+
+/// Details of [`FetchError::HashMismatch`]: an artifact whose bytes do not have the
+/// SHA-256 the lockfile records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestMismatch {
+    /// The package.
+    pub package: PackageName,
+    /// Its version.
+    pub version: String,
+    /// The URL (without credentials) or file path.
+    pub location: String,
+    /// The SHA-256 the lockfile records.
+    pub expected: Sha256Digest,
+    /// The SHA-256 of the bytes received.
+    pub actual: Sha256Digest,
+}
+
+impl fmt::Display for DigestMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "sha256 mismatch for `{}` {} from `{}`: expected {}, got {}; the file is not the one that was locked: check the index or mirror serving it, or regenerate the lockfile if the change is expected",
+            self.package,
+            self.version,
+            self.location,
+            self.expected.hex(),
+            self.actual.hex()
+        )
+    }
+}
+
+/// Errors from [`fetch_all`] and [`http_client`].
+///
+/// Locations in messages never show credentials: the user and password of a URL are
+/// removed before it is printed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// Some artifacts have no SHA-256 in the lockfile.
+    #[error(
+        "the lockfile records no sha256 for {}:{}\nenvbuild verifies every file it installs, so it needs a sha256 for each; regenerate the lockfile with hashes",
+        count(artifacts.len(), "artifact"),
+        list(artifacts)
+    )]
+    MissingHash {
+        /// Every artifact without a SHA-256, in request order.
+        artifacts: Vec<ArtifactName>,
+    },
+
+    /// Offline, and some artifacts are not in the cache.
+    #[error(
+        "working offline, but {} missing from the cache at `{}`:{}\nrun `envbuild fetch` with the same lockfile on a connected machine with the same `--cache-dir`, then bring that cache folder here",
+        count_are(artifacts.len()),
+        cache_dir.display(),
+        list(artifacts)
+    )]
+    MissingOffline {
+        /// The cache's root folder.
+        cache_dir: PathBuf,
+        /// Every missing artifact, in request order.
+        artifacts: Vec<ArtifactName>,
+    },
+
+    /// The bytes do not have the locked SHA-256 (boxed, as two digests are large).
+    #[error("{0}")]
+    HashMismatch(Box<DigestMismatch>),
+
+    /// The bytes do not have the locked size.
+    #[error(
+        "size mismatch for `{package}` {version} from `{location}`: expected {expected} bytes, got {actual}; the file is not the one that was locked: check the index or mirror serving it, or regenerate the lockfile if the change is expected"
+    )]
+    SizeMismatch {
+        /// The package.
+        package: PackageName,
+        /// Its version.
+        version: String,
+        /// The URL (without credentials) or file path.
+        location: String,
+        /// The size the lockfile records.
+        expected: u64,
+        /// What arrived.
+        actual: ReceivedSize,
+    },
+
+    /// The server answered with an HTTP status that retrying will not fix.
+    #[error("`{url}` answered {status} for `{package}` {version}; {}", status_hint(*status))]
+    UnexpectedStatus {
+        /// The package.
+        package: PackageName,
+        /// Its version.
+        version: String,
+        /// The URL, without credentials.
+        url: String,
+        /// The status received.
+        status: StatusCode,
+    },
+
+    /// Every attempt failed for a transient reason.
+    #[error(
+        "could not download `{package}` {version} from `{url}` after {}: the last one failed with: {last_cause}; {}",
+        count(*attempts as usize, "attempt"),
+        transient_hint(last_cause)
+    )]
+    RetriesExhausted {
+        /// The package.
+        package: PackageName,
+        /// Its version.
+        version: String,
+        /// The URL, without credentials.
+        url: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// Why the last attempt failed, with its causes.
+        last_cause: String,
+    },
+
+    /// The transfer failed in a way retrying will not fix (e.g. a redirect loop).
+    #[error("could not download `{package}` {version} from `{url}`")]
+    Transfer {
+        /// The package.
+        package: PackageName,
+        /// Its version.
+        version: String,
+        /// The URL, without credentials.
+        url: String,
+        /// The client's error.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// The URL's scheme is neither `http`, `https` nor `file`, or a `file` URL names
+    /// no local path.
+    #[error(
+        "cannot download `{package}` {version} from `{url}`: envbuild reads `http`, `https` and local `file` URLs only"
+    )]
+    UnsupportedUrl {
+        /// The package.
+        package: PackageName,
+        /// Its version.
+        version: String,
+        /// The URL, without credentials.
+        url: String,
+    },
+
+    /// A local file named by the lockfile could not be read.
+    #[error("cannot read the local file of `{package}` {version} named by the lockfile")]
+    LocalRead {
+        /// The package.
+        package: PackageName,
+        /// Its version.
+        version: String,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error, naming the file.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Writing into the cache failed.
+    #[error("cannot store `{package}` {version} in the cache")]
+    CacheWrite {
+        /// The package.
+        package: PackageName,
+        /// Its version.
+        version: String,
+        /// The cache's error, naming the path (boxed, as it is large).
+        #[source]
+        source: Box<CacheError>,
+    },
+
+    /// The HTTP client could not be built (usually: no usable root certificates).
+    #[error(
+        "cannot set up the HTTPS client; envbuild trusts the system certificate store (`/etc/ssl/certs`, or the files named by `SSL_CERT_FILE` / `SSL_CERT_DIR`): check that it holds certificates"
+    )]
+    Client {
+        /// The client's error.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// More than one artifact failed; each error is listed with its causes.
+    #[error("{} failed:{}", count(errors.len(), "download"), list_errors(errors))]
+    Several {
+        /// The failures, in request order.
+        errors: Vec<FetchError>,
+    },
+}
+
+fn count(number: usize, noun: &str) -> String {
+    if number == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{number} {noun}s")
+    }
+}
+
+fn count_are(number: usize) -> String {
+    if number == 1 {
+        "1 artifact is".to_string()
+    } else {
+        format!("{number} artifacts are")
+    }
+}
+
+fn list(artifacts: &[ArtifactName]) -> String {
+    artifacts
+        .iter()
+        .map(|artifact| format!("\n  - {artifact}"))
+        .collect()
+}
+
+fn list_errors(errors: &[FetchError]) -> String {
+    errors
+        .iter()
+        .map(|error| format!("\n  - {}", render_chain(error)))
+        .collect()
+}
+
+/// An error and its causes on one line, `outer: inner: innermost`.
+fn render_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn status_hint(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            "the server refused access: check the credentials configured for this index"
+        }
+        StatusCode::NOT_FOUND | StatusCode::GONE => {
+            "the file is not there: check the URL in the lockfile, or regenerate the lockfile"
+        }
+        _ => "check the URL in the lockfile and the server serving it",
+    }
+}
+
+fn transient_hint(cause: &str) -> &'static str {
+    if cause.contains("certificate") {
+        "the server's certificate is not trusted: envbuild trusts the system certificate store; point `SSL_CERT_FILE` or `SSL_CERT_DIR` at your CA if a TLS proxy sits in between"
+    } else {
+        "check the network connection and the proxy settings (`HTTPS_PROXY`, `NO_PROXY`), then run again"
+    }
+}
+
+/// A URL as it may be printed: without user name or password.
+fn redacted(url: &url::Url) -> String {
+    ArtifactLocation::Url(url.clone()).to_string()
+}
+
+/// The HTTP client envbuild uses for every download: the given connect and read
+/// timeouts (see [`FetchOptions::timeout`]), the `envbuild/<version>` user agent
+/// ([`USER_AGENT`]), the OS certificate store, proxies from the environment, and no
+/// content decoding at all (it asks for `Accept-Encoding: identity`), because
+/// artifacts must be hashed exactly as served.
+pub fn http_client(options: &FetchOptions) -> Result<reqwest::Client, FetchError> {
+    let mut headers = HeaderMap::new();
+    headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+    reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .default_headers(headers)
+        .connect_timeout(options.timeout)
+        .read_timeout(options.timeout)
+        // Off whatever features another crate turns on: digests cover the bytes as served.
+        .no_gzip()
+        .no_brotli()
+        .no_zstd()
+        .no_deflate()
+        .build()
+        .map_err(|source| FetchError::Client { source })
+}
+
+/// Bring every artifact of `requests` into `cache` and return the cache paths
+/// ([`EntryKind::Wheel`] entries, keyed by the locked SHA-256) in request order.
+///
+/// Checks first, before any transfer: every request must carry a SHA-256
+/// ([`FetchError::MissingHash`] lists all that do not), and when
+/// [`FetchOptions::offline`] is set every remote artifact must already be cached
+/// ([`FetchError::MissingOffline`] lists all that are not).
+///
+/// Cached entries (present with the locked size) are used as they are. Local files
+/// (`ArtifactLocation::Path` and `file:` URLs) are copied in; `http`/`https` URLs are
+/// downloaded, at most [`FetchOptions::jobs`] at once, retrying transient failures
+/// with exponential backoff and jitter (or the server's `Retry-After`, capped at 30 s).
+/// Each artifact is checked against its locked size and SHA-256 before it is stored.
+///
+/// On failure no new transfer starts, the ones in flight run to their end (what they
+/// verified stays in the cache), and the error is returned: the failure itself when
+/// one artifact failed, or [`FetchError::Several`] listing every failure in request
+/// order. Dropping the returned future cancels every transfer and leaves no partial
+/// entry behind.
+pub async fn fetch_all(
+    requests: &[FetchRequest],
+    cache: &Cache,
+    options: &FetchOptions,
+    progress: Arc<dyn FetchProgress>,
+) -> Result<Vec<PathBuf>, FetchError> {
+    let missing_hash: Vec<ArtifactName> = requests
+        .iter()
+        .filter(|request| request.artifact.sha256.is_none())
+        .map(FetchRequest::name)
+        .collect();
+    if !missing_hash.is_empty() {
+        return Err(FetchError::MissingHash {
+            artifacts: missing_hash,
+        });
+    }
+
+    let mut paths: Vec<Option<PathBuf>> = vec![None; requests.len()];
+    let mut to_fetch = Vec::new();
+    for (index, request) in requests.iter().enumerate() {
+        let digest = expected_digest(request);
+        match cache.lookup(EntryKind::Wheel, &digest, request.artifact.size) {
+            Some(path) => {
+                progress.finish(request, true);
+                paths[index] = Some(path);
+            }
+            None => to_fetch.push(index),
+        }
+    }
+
+    let needs_network = |index: &usize| is_remote(&requests[*index].artifact.location);
+    if options.offline {
+        let missing: Vec<ArtifactName> = to_fetch
+            .iter()
+            .filter(|index| needs_network(index))
+            .map(|&index| requests[index].name())
+            .collect();
+        if !missing.is_empty() {
+            return Err(FetchError::MissingOffline {
+                cache_dir: cache.root().to_path_buf(),
+                artifacts: missing,
+            });
+        }
+    }
+    let client = if to_fetch.iter().any(needs_network) {
+        Some(http_client(options)?)
+    } else {
+        None
+    };
+
+    let stop = AtomicBool::new(false);
+    let context = Context {
+        cache,
+        options,
+        client: client.as_ref(),
+        progress: &progress,
+        stop: &stop,
+    };
+    let mut outcomes: Vec<(usize, Option<Result<PathBuf, FetchError>>)> = stream::iter(to_fetch)
+        .map(|index| {
+            let context = &context;
+            async move {
+                // Once something failed, start nothing new; what is in flight finishes.
+                if context.stop.load(Ordering::Relaxed) {
+                    return (index, None);
+                }
+                let outcome = context.fetch_one(&requests[index]).await;
+                if outcome.is_err() {
+                    context.stop.store(true, Ordering::Relaxed);
+                }
+                (index, Some(outcome))
+            }
+        })
+        .buffer_unordered(options.jobs.max(1))
+        .collect()
+        .await;
+
+    let mut errors = Vec::new();
+    outcomes.sort_by_key(|(index, _)| *index);
+    for (index, outcome) in outcomes {
+        match outcome {
+            Some(Ok(path)) => paths[index] = Some(path),
+            Some(Err(error)) => errors.push(error),
+            None => {}
+        }
+    }
+    match errors.len() {
+        0 => Ok(paths
+            .into_iter()
+            .map(|path| path.expect("every request was fetched or failed"))
+            .collect()),
+        1 => Err(errors.pop().expect("one error")),
+        _ => Err(FetchError::Several { errors }),
+    }
+}
+
+fn expected_digest(request: &FetchRequest) -> Sha256Digest {
+    request
+        .artifact
+        .sha256
+        .expect("fetch_all checks every sha256 first")
+}
+
+fn is_remote(location: &ArtifactLocation) -> bool {
+    match location {
+        ArtifactLocation::Url(url) => url.scheme() != "file",
+        ArtifactLocation::Path(_) => false,
+    }
+}
+
+/// Why one attempt at a download failed.
+enum AttemptError {
+    /// Retrying will not help.
+    Fatal(FetchError),
+    /// Retrying may help; `retry_after` is the server's wish, if it said.
+    Transient {
+        cause: String,
+        retry_after: Option<Duration>,
+    },
+}
+
+impl From<FetchError> for AttemptError {
+    fn from(error: FetchError) -> Self {
+        Self::Fatal(error)
+    }
+}
+
+/// What every fetch of one [`fetch_all`] call shares.
+struct Context<'a> {
+    cache: &'a Cache,
+    options: &'a FetchOptions,
+    client: Option<&'a reqwest::Client>,
+    progress: &'a Arc<dyn FetchProgress>,
+    stop: &'a AtomicBool,
+}
+
+impl Context<'_> {
+    async fn fetch_one(&self, request: &FetchRequest) -> Result<PathBuf, FetchError> {
+        let path = match &request.artifact.location {
+            ArtifactLocation::Path(path) => {
+                self.copy_local(request, path.clone(), path.display().to_string())
+                    .await?
+            }
+            ArtifactLocation::Url(url) => match url.scheme() {
+                "http" | "https" => self.download(request, url).await?,
+                "file" => {
+                    let path = url
+                        .to_file_path()
+                        .map_err(|()| unsupported_url(request, url))?;
+                    self.copy_local(request, path, redacted(url)).await?
+                }
+                _ => return Err(unsupported_url(request, url)),
+            },
+        };
+        self.progress.finish(request, false);
+        Ok(path)
+    }
+
+    /// Copy a local file into the cache, verifying it on the way.
+    async fn copy_local(
+        &self,
+        request: &FetchRequest,
+        path: PathBuf,
+        location: String,
+    ) -> Result<PathBuf, FetchError> {
+        let request = request.clone();
+        let cache = self.cache.clone();
+        let progress = Arc::clone(self.progress);
+        let task = tokio::task::spawn_blocking(move || {
+            copy_local_blocking(&request, &cache, &*progress, &path, location)
+        });
+        join(task).await
+    }
+
+    /// Download `url`, retrying transient failures.
+    async fn download(
+        &self,
+        request: &FetchRequest,
+        url: &url::Url,
+    ) -> Result<PathBuf, FetchError> {
+        let client = self
+            .client
+            .expect("a client exists when something is remote");
+        let mut attempt: u32 = 0;
+        loop {
+            match self.download_once(client, request, url).await {
+                Ok(path) => return Ok(path),
+                Err(AttemptError::Fatal(error)) => return Err(error),
+                Err(AttemptError::Transient { cause, retry_after }) => {
+                    if attempt >= self.options.retries {
+                        return Err(FetchError::RetriesExhausted {
+                            package: request.package.clone(),
+                            version: request.version.clone(),
+                            url: redacted(url),
+                            attempts: attempt + 1,
+                            last_cause: cause,
+                        });
+                    }
+                    let delay = retry_after.unwrap_or_else(|| backoff(attempt));
+                    tracing::warn!(
+                        package = %request.package,
+                        url = %redacted(url),
+                        "download attempt {} failed: {cause}; retrying in {:.1} s",
+                        attempt + 1,
+                        delay.as_secs_f64()
+                    );
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    async fn download_once(
+        &self,
+        client: &reqwest::Client,
+        request: &FetchRequest,
+        url: &url::Url,
+    ) -> Result<PathBuf, AttemptError> {
+        let mut response = client
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|error| classify(request, url, error))?;
+        let status = response.status();
+        if !status.is_success() {
+            if is_transient_status(status) {
+                let retry_after = retry_after(response.headers());
+                return Err(AttemptError::Transient {
+                    cause: format!("the server answered {status}"),
+                    retry_after,
+                });
+            }
+            return Err(FetchError::UnexpectedStatus {
+                package: request.package.clone(),
+                version: request.version.clone(),
+                url: redacted(url),
+                status,
+            }
+            .into());
+        }
+
+        let expected_size = request.artifact.size;
+        if let (Some(expected), Some(announced)) = (expected_size, response.content_length())
+            && expected != announced
+        {
+            return Err(size_mismatch(
+                request,
+                redacted(url),
+                expected,
+                ReceivedSize::Announced(announced),
+            )
+            .into());
+        }
+
+        self.progress
+            .start(request, expected_size.or(response.content_length()));
+        let mut pending = self
+            .cache
+            .begin(EntryKind::Wheel)
+            .map_err(|source| cache_error(request, source))?;
+        let temp_path = pending.temp_path();
+        let mut received: u64 = 0;
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|error| classify(request, url, error))?
+        {
+            received += chunk.len() as u64;
+            if let Some(expected) = expected_size
+                && received > expected
+            {
+                // Stop early: a body larger than locked can never verify.
+                return Err(size_mismatch(
+                    request,
+                    redacted(url),
+                    expected,
+                    ReceivedSize::MoreThan(expected),
+                )
+                .into());
+            }
+            pending.write_all(&chunk).map_err(|source| {
+                cache_error(
+                    request,
+                    CacheError::Io {
+                        path: temp_path.clone(),
+                        source,
+                    },
+                )
+            })?;
+            self.progress.advance(request, chunk.len() as u64);
+        }
+
+        let request_owned = request.clone();
+        let cache = self.cache.clone();
+        let location = redacted(url);
+        let task = tokio::task::spawn_blocking(move || {
+            commit(&request_owned, &cache, pending, received, location)
+        });
+        Ok(join(task).await?)
+    }
+}
+
+/// Wait for a blocking task, passing its panic on.
+async fn join<T>(task: tokio::task::JoinHandle<T>) -> T {
+    match task.await {
+        Ok(value) => value,
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    }
+}
+
+fn copy_local_blocking(
+    request: &FetchRequest,
+    cache: &Cache,
+    progress: &dyn FetchProgress,
+    path: &Path,
+    location: String,
+) -> Result<PathBuf, FetchError> {
+    let read_error = |source: io::Error| FetchError::LocalRead {
+        package: request.package.clone(),
+        version: request.version.clone(),
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = fs_err::File::open(path)
+        .map_err(|error| read_error(io::Error::new(error.kind(), error)))?;
+    let length = file
+        .metadata()
+        .map_err(|error| read_error(io::Error::new(error.kind(), error)))?
+        .len();
+    let expected_size = request.artifact.size;
+    if let Some(expected) = expected_size
+        && expected != length
+    {
+        return Err(size_mismatch(
+            request,
+            location,
+            expected,
+            ReceivedSize::Exactly(length),
+        ));
+    }
+
+    progress.start(request, Some(length));
+    let mut pending = cache
+        .begin(EntryKind::Wheel)
+        .map_err(|source| cache_error(request, source))?;
+    let temp_path = pending.temp_path();
+    let mut buffer = vec![0; COPY_BUFFER];
+    let mut received: u64 = 0;
+    loop {
+        let read = match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(read_error(io::Error::new(error.kind(), error))),
+        };
+        received += read as u64;
+        if let Some(expected) = expected_size
+            && received > expected
+        {
+            // The file grew while being read.
+            return Err(size_mismatch(
+                request,
+                location,
+                expected,
+                ReceivedSize::MoreThan(expected),
+            ));
+        }
+        pending.write_all(&buffer[..read]).map_err(|source| {
+            cache_error(
+                request,
+                CacheError::Io {
+                    path: temp_path.clone(),
+                    source,
+                },
+            )
+        })?;
+        progress.advance(request, read as u64);
+    }
+    commit(request, cache, pending, received, location)
+}
+
+/// Check the size, then let the cache check the digest and move the entry into place.
+fn commit(
+    request: &FetchRequest,
+    cache: &Cache,
+    pending: PendingEntry,
+    received: u64,
+    location: String,
+) -> Result<PathBuf, FetchError> {
+    let expected = expected_digest(request);
+    if let Some(expected_size) = request.artifact.size
+        && expected_size != received
+    {
+        return Err(size_mismatch(
+            request,
+            location,
+            expected_size,
+            ReceivedSize::Exactly(received),
+        ));
+    }
+    match pending.commit(Some((expected, received))) {
+        Ok(_) => Ok(cache.entry_path(EntryKind::Wheel, &expected)),
+        Err(CacheError::Mismatch { actual, .. }) => {
+            Err(FetchError::HashMismatch(Box::new(DigestMismatch {
+                package: request.package.clone(),
+                version: request.version.clone(),
+                location,
+                expected,
+                actual,
+            })))
+        }
+        Err(source) => Err(cache_error(request, source)),
+    }
+}
+
+fn size_mismatch(
+    request: &FetchRequest,
+    location: String,
+    expected: u64,
+    actual: ReceivedSize,
+) -> FetchError {
+    FetchError::SizeMismatch {
+        package: request.package.clone(),
+        version: request.version.clone(),
+        location,
+        expected,
+        actual,
+    }
+}
+
+fn cache_error(request: &FetchRequest, source: CacheError) -> FetchError {
+    FetchError::CacheWrite {
+        package: request.package.clone(),
+        version: request.version.clone(),
+        source: Box::new(source),
+    }
+}
+
+fn unsupported_url(request: &FetchRequest, url: &url::Url) -> FetchError {
+    FetchError::UnsupportedUrl {
+        package: request.package.clone(),
+        version: request.version.clone(),
+        url: redacted(url),
+    }
+}
+
+/// Sort a client error into "retry" (connection, timeout, broken body) or "give up".
+fn classify(request: &FetchRequest, url: &url::Url, error: reqwest::Error) -> AttemptError {
+    // The message names the URL itself, without credentials; drop the client's copy.
+    let error = error.without_url();
+    if error.is_timeout()
+        || error.is_connect()
+        || error.is_request()
+        || error.is_body()
+        || error.is_decode()
+    {
+        AttemptError::Transient {
+            cause: render_chain(&error),
+            retry_after: None,
+        }
+    } else {
+        AttemptError::Fatal(FetchError::Transfer {
+            package: request.package.clone(),
+            version: request.version.clone(),
+            url: redacted(url),
+            source: error,
+        })
+    }
+}
+
+/// Statuses worth another try: request timeout, rate limiting, and server errors.
+fn is_transient_status(status: StatusCode) -> bool {
+    status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status.is_server_error()
+}
+
+/// `Retry-After` in seconds, capped at [`RETRY_AFTER_MAX`]. The HTTP-date form is
+/// ignored (the backoff applies), as clocks between client and server disagree.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let seconds: u64 = headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds).min(RETRY_AFTER_MAX))
+}
+
+/// Exponential backoff with jitter: between half and all of `BASE * 2^attempt`,
+/// capped at [`BACKOFF_MAX`]. Jitter keeps parallel clients from retrying in step.
+fn backoff(attempt: u32) -> Duration {
+    let full = BACKOFF_BASE
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(BACKOFF_MAX);
+    full.mul_f64(0.5 + 0.5 * random_fraction())
+}
+
+/// A number in `[0, 1)`, random enough for jitter without a random-number crate:
+/// every `RandomState` is seeded with fresh keys.
+fn random_fraction() -> f64 {
+    use std::hash::BuildHasher;
+    let bits = std::collections::hash_map::RandomState::new().hash_one(0u8);
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for attempt in 0..20 {
+            let delay = backoff(attempt);
+            let full = BACKOFF_BASE
+                .saturating_mul(1u32 << attempt.min(16))
+                .min(BACKOFF_MAX);
+            assert!(
+                delay >= full / 2 && delay <= full,
+                "attempt {attempt}: {delay:?}"
+            );
+        }
+        assert!(backoff(30) <= BACKOFF_MAX);
+    }
+
+    #[test]
+    fn retry_after_seconds_capped() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("2"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("86400"));
+        assert_eq!(retry_after(&headers), Some(RETRY_AFTER_MAX));
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn transient_statuses() {
+        assert!(is_transient_status(StatusCode::SERVICE_UNAVAILABLE));
+        assert!(is_transient_status(StatusCode::TOO_MANY_REQUESTS));
+        assert!(is_transient_status(StatusCode::REQUEST_TIMEOUT));
+        assert!(!is_transient_status(StatusCode::NOT_FOUND));
+        assert!(!is_transient_status(StatusCode::FORBIDDEN));
+    }
+
+    #[test]
+    fn urls_are_printed_without_credentials() {
+        let url = url::Url::parse("https://user:secret@127.0.0.1/a.whl").unwrap();
+        assert_eq!(redacted(&url), "https://127.0.0.1/a.whl");
+    }
+
+    #[test]
+    fn client_builds() {
+        http_client(&FetchOptions::default()).unwrap();
+    }
+}
