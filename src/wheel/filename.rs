@@ -67,7 +67,7 @@ pub enum WheelFilenameError {
     },
     /// Not 5 or 6 `-`-separated parts.
     #[error(
-        "wheel filename `{filename}` has {parts} `-`-separated parts, but a wheel filename has 5 (`name-version-python-abi-platform.whl`) or 6 (with a build tag); check the wheel `name` in the lockfile"
+        "wheel filename `{filename}` has {parts} `-`-separated parts, but a wheel filename has 5 (`name-version-python-abi-platform.whl`) or 6 (with a build tag)"
     )]
     InvalidPartCount {
         /// The rejected file name.
