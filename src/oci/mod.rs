@@ -1,3 +1,31 @@
-//! The OCI image model, reading bases from layouts and archives, assembling the new
-//! image's config and manifest, and writing layouts and archives.
-//! (Stub: to be implemented.)
+//! The OCI image stage: the image model (one module per image-spec document), reading
+//! a base image from a layout or archive, assembling the new image's config and
+//! manifest, and writing layouts and archives.
+//!
+//! - [`reference`](mod@reference): `oci:DIR[:TAG]` and `oci-archive:FILE[:TAG]` references;
+//! - [`descriptor`], [`manifest`], [`index`]: the JSON documents, with `BTreeMap`s so
+//!   they serialize deterministically;
+//! - `layout` / `archive`: reading a base ([`read_base`]) and the archive format;
+//! - `config` / `assemble`: building the new image ([`assemble`]);
+//! - `write`: writing a layout or archive ([`write_images`]).
+
+mod archive;
+mod assemble;
+mod config;
+pub mod descriptor;
+mod error;
+pub mod index;
+mod layout;
+pub mod manifest;
+pub mod reference;
+#[cfg(test)]
+mod testing;
+mod write;
+
+pub use assemble::{DEFAULT_VENV, Image, ImageSettings, NewLayer, assemble};
+pub use config::DEFAULT_PATH;
+pub use descriptor::Descriptor;
+pub use error::OciError;
+pub use layout::{BaseImage, read_base};
+pub use reference::{ImageReference, ReferenceError};
+pub use write::write_images;

@@ -1,0 +1,766 @@
+//! Writing images as an OCI image layout (image-spec `image-layout.md`): a folder
+//! (`oci:`) or a deterministic tar of one (`oci-archive:`).
+//!
+//! What `index.json` ends up holding:
+//! - the entries of an existing layout are kept, except those the new image replaces:
+//!   with a tag, the entry with the same `org.opencontainers.image.ref.name`; without
+//!   one, every untagged entry (so repeated untagged builds do not pile up);
+//! - the new entry is the image's manifest (with its platform) or, for several
+//!   images, an image index whose manifests are sorted by platform string;
+//! - entries are sorted by tag (untagged first), so the file depends only on the set
+//!   of kept entries and the new images, not on the order earlier builds ran in.
+//!
+//! Blobs are written first, each to a temporary name and renamed into place, and
+//! `index.json` last, the same way, so a killed build never leaves an entry pointing
+//! at missing blobs. A blob already in the folder is kept only if its bytes hash to
+//! its name. In a folder, blobs no entry references any more are left in place (the
+//! spec allows unreferenced blobs); an archive is written anew and holds only the
+//! blobs its entries reach. Two builds writing one layout at once are not
+//! coordinated: the `index.json` written last wins.
+
+use std::collections::BTreeMap;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use super::archive::{self, Blob, BlobSource};
+use super::assemble::Image;
+use super::descriptor::{Descriptor, annotation, media_type};
+use super::error::{OciError, io_error};
+use super::index::ImageIndex;
+use super::layout::{LAYOUT_VERSION, MAX_JSON_SIZE, check_layout_version};
+use super::reference::{ImageReference, is_valid_tag};
+use crate::cache::{Cache, EntryKind};
+use crate::digest::{HashingReader, Sha256Digest};
+use crate::repro::canonical_json;
+
+/// Mode of every file envbuild writes into a layout or as an archive.
+const OUTPUT_FILE_MODE: u32 = 0o644;
+
+/// Write `images` (one per platform) to `output`, keeping the layout's other tags.
+/// Returns the digest of the new `index.json` entry: the manifest for one image, the
+/// image index for several. Config and manifest blobs are also stored in `cache`.
+pub fn write_images(
+    images: &[Image],
+    output: &ImageReference,
+    cache: &Cache,
+) -> Result<Sha256Digest, OciError> {
+    let name = output.to_string();
+    if images.is_empty() {
+        return Err(OciError::NoImages { reference: name });
+    }
+    let tag = output.tag();
+    if let Some(tag) = tag
+        && !is_valid_tag(tag)
+    {
+        return Err(OciError::InvalidTag {
+            reference: name,
+            tag: tag.to_string(),
+        });
+    }
+    let mut sorted: Vec<(String, &Image)> = images
+        .iter()
+        .map(|image| (image.platform.to_string(), image))
+        .collect();
+    sorted.sort_by(|left, right| left.0.cmp(&right.0));
+    if let Some(pair) = sorted.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+        return Err(OciError::DuplicatePlatform {
+            reference: name,
+            platform: pair[0].0.clone(),
+        });
+    }
+
+    let mut blobs = BTreeMap::new();
+    let mut manifests = Vec::new();
+    for (_, image) in &sorted {
+        add_bytes(&mut blobs, cache, &image.config)?;
+        add_bytes(&mut blobs, cache, &image.manifest)?;
+        for layer in &image.layers {
+            let path = cache
+                .lookup(EntryKind::Blob, &layer.digest, Some(layer.size))
+                .ok_or_else(|| OciError::NotInCache {
+                    digest: layer.digest,
+                    size: layer.size,
+                    path: cache.entry_path(EntryKind::Blob, &layer.digest),
+                })?;
+            blobs.insert(
+                layer.digest,
+                Blob {
+                    size: layer.size,
+                    source: BlobSource::File(path),
+                },
+            );
+        }
+        manifests.push(Descriptor {
+            platform: Some(image.platform.clone()),
+            ..Descriptor::of_bytes(media_type::OCI_MANIFEST, &image.manifest)
+        });
+    }
+    let mut entry = match <[Descriptor; 1]>::try_from(manifests) {
+        Ok([manifest]) => manifest,
+        Err(manifests) => {
+            let index = ImageIndex {
+                schema_version: 2,
+                media_type: Some(media_type::OCI_INDEX.to_string()),
+                manifests,
+                annotations: BTreeMap::new(),
+            };
+            let bytes = canonical_json(&index);
+            add_bytes(&mut blobs, cache, &bytes)?;
+            Descriptor::of_bytes(media_type::OCI_INDEX, &bytes)
+        }
+    };
+    if let Some(tag) = tag {
+        entry
+            .annotations
+            .insert(annotation::REF_NAME.to_string(), tag.to_string());
+    }
+    let entry_digest = entry.digest;
+    match output {
+        ImageReference::OciLayout { path, .. } => write_folder(path, &name, entry, &blobs)?,
+        ImageReference::OciArchive { path, .. } => write_archive(path, &name, entry, blobs, cache)?,
+    }
+    Ok(entry_digest)
+}
+
+/// Store bytes in the cache and add them to the blobs to write.
+fn add_bytes(
+    blobs: &mut BTreeMap<Sha256Digest, Blob>,
+    cache: &Cache,
+    bytes: &[u8],
+) -> Result<(), OciError> {
+    let digest = cache
+        .insert_blob_bytes(bytes)
+        .map_err(|error| OciError::from_cache(error, Sha256Digest::of(bytes), "memory"))?;
+    blobs.insert(
+        digest,
+        Blob {
+            size: bytes.len() as u64,
+            source: BlobSource::Bytes(bytes.to_vec()),
+        },
+    );
+    Ok(())
+}
+
+/// The `ref.name` of an `index.json` entry.
+fn ref_name(entry: &Value) -> Option<&str> {
+    entry
+        .get("annotations")?
+        .get(annotation::REF_NAME)?
+        .as_str()
+}
+
+/// The entries of an existing `index.json` that the new entry does not replace.
+fn kept_entries(existing: Vec<Value>, tag: Option<&str>) -> Vec<Value> {
+    existing
+        .into_iter()
+        .filter(|entry| match (tag, ref_name(entry)) {
+            (Some(tag), Some(name)) => name != tag,
+            (Some(_), None) => true,
+            (None, name) => name.is_some(),
+        })
+        .collect()
+}
+
+/// The new `index.json`: kept entries plus the new one, sorted by tag.
+fn index_json(kept: Vec<Value>, entry: &Descriptor) -> Vec<u8> {
+    let mut manifests = kept;
+    manifests.push(serde_json::to_value(entry).expect("a descriptor serializes"));
+    manifests.sort_by(|left, right| ref_name(left).cmp(&ref_name(right)));
+    canonical_json(&json!({
+        "schemaVersion": 2,
+        "mediaType": media_type::OCI_INDEX,
+        "manifests": manifests,
+    }))
+}
+
+/// The entries of an existing `index.json`.
+fn existing_entries(name: &str, bytes: &[u8]) -> Result<Vec<Value>, OciError> {
+    let index: Value = serde_json::from_slice(bytes).map_err(|source| OciError::InvalidJson {
+        reference: name.to_string(),
+        what: "the existing `index.json`".to_string(),
+        source,
+    })?;
+    match index.get("manifests") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(entries)) => Ok(entries.clone()),
+        Some(_) => Err(OciError::OutputNotALayout {
+            reference: name.to_string(),
+            reason: "its `index.json` has a `manifests` field that is not a list".to_string(),
+        }),
+    }
+}
+
+/// The `oci-layout` file envbuild writes.
+fn layout_header() -> Vec<u8> {
+    canonical_json(&json!({ "imageLayoutVersion": LAYOUT_VERSION }))
+}
+
+/// Write into a layout folder, creating it if needed.
+fn write_folder(
+    path: &Path,
+    name: &str,
+    entry: Descriptor,
+    blobs: &BTreeMap<Sha256Digest, Blob>,
+) -> Result<(), OciError> {
+    let refuse = |reason: String| OciError::OutputNotALayout {
+        reference: name.to_string(),
+        reason,
+    };
+    match fs_err::metadata(path) {
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(io_error(path)(error)),
+        Ok(metadata) if !metadata.is_dir() => {
+            return Err(refuse(format!(
+                "`{}` is a file, not a layout folder",
+                path.display()
+            )));
+        }
+        Ok(_) => {
+            let header = path.join("oci-layout");
+            if header.exists() {
+                let bytes = fs_err::read(&header).map_err(io_error(&header))?;
+                check_layout_version(name, Some(&bytes)).map_err(|_| {
+                    refuse(format!(
+                        "`{}` is not an `oci-layout` file of version 1",
+                        header.display()
+                    ))
+                })?;
+            } else if fs_err::read_dir(path)
+                .map_err(io_error(path))?
+                .next()
+                .is_some()
+            {
+                return Err(refuse(format!(
+                    "`{}` is a folder that is not empty and has no `oci-layout` file",
+                    path.display()
+                )));
+            }
+        }
+    }
+    let index_path = path.join("index.json");
+    let existing = match fs_err::read(&index_path) {
+        Ok(bytes) => existing_entries(name, &bytes)?,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(error) => return Err(io_error(&index_path)(error)),
+    };
+    let folder = path.join("blobs").join("sha256");
+    fs_err::create_dir_all(&folder).map_err(io_error(&folder))?;
+    let header = layout_header();
+    let header_path = path.join("oci-layout");
+    if fs_err::read(&header_path).ok().as_deref() != Some(&header[..]) {
+        write_atomically(&header_path, |file| {
+            file.write_all(&header).map_err(io_error(&header_path))
+        })?;
+    }
+    for (digest, blob) in blobs {
+        let destination = folder.join(digest.hex());
+        if file_has_digest(&destination, digest, blob.size)? {
+            continue;
+        }
+        write_atomically(&destination, |file| {
+            blob.copy_to(digest, file, &destination)
+        })?;
+    }
+    let index = index_json(kept_entries(existing, entry.ref_name()), &entry);
+    write_atomically(&index_path, |file| {
+        file.write_all(&index).map_err(io_error(&index_path))
+    })
+}
+
+/// Whether the file at `path` exists with exactly this digest and size.
+fn file_has_digest(path: &Path, digest: &Sha256Digest, size: u64) -> Result<bool, OciError> {
+    let file = match fs_err::File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(error) => return Err(io_error(path)(error)),
+    };
+    if file.metadata().map_err(io_error(path))?.len() != size {
+        return Ok(false);
+    }
+    let mut reader = HashingReader::new(file);
+    io::copy(&mut reader, &mut io::sink()).map_err(io_error(path))?;
+    Ok(reader.finish() == (*digest, size))
+}
+
+/// Write a file through a temporary file in the same folder, renamed into place.
+fn write_atomically(
+    destination: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> Result<(), OciError>,
+) -> Result<(), OciError> {
+    let folder = match destination.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let file_name = destination
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary = tempfile::Builder::new()
+        .prefix(&format!(".{file_name}."))
+        .suffix(".envbuild-tmp")
+        .tempfile_in(folder)
+        .map_err(io_error(folder))?;
+    {
+        let mut writer = BufWriter::new(temporary.as_file());
+        fill(&mut writer)?;
+        writer.flush().map_err(io_error(destination))?;
+    }
+    set_output_mode(temporary.as_file(), destination)?;
+    temporary
+        .as_file()
+        .sync_data()
+        .map_err(io_error(destination))?;
+    temporary
+        .persist(destination)
+        .map_err(|error| OciError::Io {
+            path: destination.to_path_buf(),
+            source: error.error,
+        })?;
+    Ok(())
+}
+
+/// Give an output file mode 0644 whatever the umask (temporary files start at 0600).
+fn set_output_mode(file: &std::fs::File, path: &Path) -> Result<(), OciError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(OUTPUT_FILE_MODE))
+            .map_err(io_error(path))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (file, path, OUTPUT_FILE_MODE);
+    Ok(())
+}
+
+/// Write an archive anew, keeping the entries (and the blobs they reach) of an
+/// existing archive at `path`.
+fn write_archive(
+    path: &Path,
+    name: &str,
+    entry: Descriptor,
+    mut blobs: BTreeMap<Sha256Digest, Blob>,
+    cache: &Cache,
+) -> Result<(), OciError> {
+    let refuse = |reason: String| OciError::OutputNotALayout {
+        reference: name.to_string(),
+        reason,
+    };
+    let existing = match fs_err::metadata(path) {
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(error) => return Err(io_error(path)(error)),
+        Ok(metadata) if metadata.is_dir() => {
+            return Err(refuse(format!(
+                "`{}` is a folder, not an archive",
+                path.display()
+            )));
+        }
+        Ok(_) => {
+            let not_an_archive = |_| {
+                refuse(format!(
+                    "`{}` exists and is not an OCI archive",
+                    path.display()
+                ))
+            };
+            let imported = archive::import(path, name, cache).map_err(|error| match error {
+                OciError::UnreadableArchive { .. } | OciError::NotALayout { .. } => {
+                    not_an_archive(())
+                }
+                other => other,
+            })?;
+            let bytes = imported.check_layout(name).map_err(|error| match error {
+                OciError::NotALayout { .. } | OciError::InvalidJson { .. } => not_an_archive(()),
+                other => other,
+            })?;
+            existing_entries(name, &bytes)?
+        }
+    };
+    let kept = kept_entries(existing, entry.ref_name());
+    for kept_entry in &kept {
+        collect_reachable(kept_entry, cache, &mut blobs)?;
+    }
+    let index = index_json(kept, &entry);
+    let header = layout_header();
+    write_atomically(path, |file| {
+        archive::write_layout_tar(file, path, &blobs, &index, &header)
+    })
+}
+
+/// Add the blob `descriptor` points at, and everything it reaches, from the cache.
+/// Blobs that are missing are skipped: a layout may lack blobs (image-spec
+/// `image-layout.md`), and the kept entries are not envbuild's to repair.
+fn collect_reachable(
+    descriptor: &Value,
+    cache: &Cache,
+    blobs: &mut BTreeMap<Sha256Digest, Blob>,
+) -> Result<(), OciError> {
+    let Ok(descriptor) = serde_json::from_value::<Descriptor>(descriptor.clone()) else {
+        return Ok(());
+    };
+    if blobs.contains_key(&descriptor.digest) {
+        return Ok(());
+    }
+    let Some(path) = cache.lookup(EntryKind::Blob, &descriptor.digest, Some(descriptor.size))
+    else {
+        return Ok(());
+    };
+    blobs.insert(
+        descriptor.digest,
+        Blob {
+            size: descriptor.size,
+            source: BlobSource::File(path.clone()),
+        },
+    );
+    let is_json = media_type::is_index(&descriptor.media_type)
+        || media_type::is_manifest(&descriptor.media_type);
+    if !is_json || descriptor.size > MAX_JSON_SIZE {
+        return Ok(());
+    }
+    let bytes = fs_err::read(&path).map_err(io_error(&path))?;
+    let Ok(document) = serde_json::from_slice::<Value>(&bytes) else {
+        return Ok(());
+    };
+    let mut nested = Vec::new();
+    nested_descriptors(&document, &mut nested);
+    for child in nested {
+        collect_reachable(child, cache, blobs)?;
+    }
+    Ok(())
+}
+
+/// Every object in `value` that looks like a descriptor (config, layers, manifests,
+/// subject, blobs of artifacts).
+fn nested_descriptors<'a>(value: &'a Value, found: &mut Vec<&'a Value>) {
+    match value {
+        Value::Object(map)
+            if map.contains_key("digest")
+                && map.contains_key("mediaType")
+                && map.contains_key("size") =>
+        {
+            found.push(value);
+        }
+        Value::Object(map) => map
+            .values()
+            .for_each(|child| nested_descriptors(child, found)),
+        Value::Array(items) => items
+            .iter()
+            .for_each(|child| nested_descriptors(child, found)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::oci::testing::{finish_layout, gzip_layer, platform, put_image, tagged};
+    use crate::oci::{ImageSettings, NewLayer, assemble, read_base};
+    use crate::repro::SourceDateEpoch;
+    use crate::target::Platform;
+
+    struct Fixture {
+        folder: tempfile::TempDir,
+        cache: Cache,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let folder = tempfile::tempdir().unwrap();
+            let cache = Cache::open(&folder.path().join("cache")).unwrap();
+            Self { folder, cache }
+        }
+
+        fn path(&self, name: &str) -> PathBuf {
+            self.folder.path().join(name)
+        }
+
+        /// An image for `platform` with one new layer holding `file`.
+        fn image(&self, platform: &Platform, file: &str) -> Image {
+            let base_folder = self.path(&format!("base-{platform}").replace('/', "-"));
+            let manifest = put_image(&base_folder, platform, "etc/base", false);
+            finish_layout(&base_folder, &[tagged(&manifest, "base")]);
+            let reference = ImageReference::OciLayout {
+                path: base_folder,
+                tag: Some("base".to_string()),
+            };
+            let base = read_base(&reference, Some(platform), &self.cache).unwrap();
+            let (blob, diff_id) = gzip_layer(&[(file, b"new")]);
+            let digest = self.cache.insert_blob_bytes(&blob).unwrap();
+            let layer = NewLayer {
+                diff_id,
+                digest,
+                size: blob.len() as u64,
+                created_by: format!("add {file}"),
+            };
+            assemble(
+                &base,
+                &[layer],
+                &ImageSettings::default(),
+                SourceDateEpoch::default(),
+            )
+            .unwrap()
+        }
+    }
+
+    fn oci(path: &Path, tag: Option<&str>) -> ImageReference {
+        ImageReference::OciLayout {
+            path: path.to_path_buf(),
+            tag: tag.map(str::to_string),
+        }
+    }
+
+    fn archive(path: &Path, tag: Option<&str>) -> ImageReference {
+        ImageReference::OciArchive {
+            path: path.to_path_buf(),
+            tag: tag.map(str::to_string),
+        }
+    }
+
+    fn entries(layout: &Path) -> Vec<(Option<String>, String)> {
+        let index: Value =
+            serde_json::from_slice(&fs_err::read(layout.join("index.json")).unwrap()).unwrap();
+        index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| {
+                (
+                    ref_name(entry).map(str::to_string),
+                    entry["digest"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ok_tags_kept_and_replaced() {
+        let fixture = Fixture::new();
+        let amd64 = platform("linux", "amd64", None);
+        let [first, second, third] = ["a", "b", "c"].map(|file| fixture.image(&amd64, file));
+        let out = fixture.path("out");
+        assert_eq!(
+            write_images(
+                std::slice::from_ref(&first),
+                &oci(&out, Some("v2")),
+                &fixture.cache
+            )
+            .unwrap(),
+            first.manifest_digest
+        );
+        write_images(
+            std::slice::from_ref(&second),
+            &oci(&out, Some("v1")),
+            &fixture.cache,
+        )
+        .unwrap();
+        write_images(
+            std::slice::from_ref(&third),
+            &oci(&out, Some("v2")),
+            &fixture.cache,
+        )
+        .unwrap();
+        write_images(
+            std::slice::from_ref(&first),
+            &oci(&out, None),
+            &fixture.cache,
+        )
+        .unwrap();
+        write_images(
+            std::slice::from_ref(&second),
+            &oci(&out, None),
+            &fixture.cache,
+        )
+        .unwrap();
+        assert_eq!(
+            entries(&out),
+            vec![
+                (None, second.manifest_digest.oci()),
+                (Some("v1".to_string()), second.manifest_digest.oci()),
+                (Some("v2".to_string()), third.manifest_digest.oci()),
+            ]
+        );
+        assert_eq!(
+            fs_err::read(out.join("oci-layout")).unwrap(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#
+        );
+        let base = read_base(&oci(&out, Some("v2")), None, &fixture.cache).unwrap();
+        assert_eq!(base.manifest_digest, third.manifest_digest);
+        assert_eq!(base.layers.len(), 2);
+    }
+
+    #[test]
+    fn ok_several_platforms_make_an_index() {
+        let fixture = Fixture::new();
+        let arm64 = fixture.image(&platform("linux", "arm64", Some("v8")), "x");
+        let amd64 = fixture.image(&platform("linux", "amd64", None), "x");
+        let out = fixture.path("out");
+        let digest = write_images(
+            &[arm64.clone(), amd64.clone()],
+            &oci(&out, Some("multi")),
+            &fixture.cache,
+        )
+        .unwrap();
+        let index: Value = serde_json::from_slice(
+            &fs_err::read(out.join("blobs/sha256").join(digest.hex())).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(index["mediaType"], media_type::OCI_INDEX);
+        let platforms: Vec<&str> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry["platform"]["architecture"].as_str().unwrap())
+            .collect();
+        assert_eq!(platforms, ["amd64", "arm64"], "sorted by platform string");
+        assert_eq!(
+            entries(&out),
+            vec![(Some("multi".to_string()), digest.oci())]
+        );
+        let wanted = platform("linux", "arm64", None);
+        let base = read_base(&oci(&out, Some("multi")), Some(&wanted), &fixture.cache).unwrap();
+        assert_eq!(base.manifest_digest, arm64.manifest_digest);
+    }
+
+    #[test]
+    fn ok_archive_is_deterministic_and_keeps_tags() {
+        let fixture = Fixture::new();
+        let amd64 = platform("linux", "amd64", None);
+        let [first, second] = ["a", "b"].map(|file| fixture.image(&amd64, file));
+        let out = fixture.path("image.tar");
+        write_images(
+            std::slice::from_ref(&first),
+            &archive(&out, Some("one")),
+            &fixture.cache,
+        )
+        .unwrap();
+        let bytes = fs_err::read(&out).unwrap();
+        write_images(
+            std::slice::from_ref(&first),
+            &archive(&out, Some("one")),
+            &fixture.cache,
+        )
+        .unwrap();
+        assert_eq!(
+            Sha256Digest::of(&fs_err::read(&out).unwrap()),
+            Sha256Digest::of(&bytes),
+            "rewriting gives the same bytes"
+        );
+        let other = fixture.path("other.tar");
+        write_images(
+            std::slice::from_ref(&first),
+            &archive(&other, Some("one")),
+            &fixture.cache,
+        )
+        .unwrap();
+        assert_eq!(
+            Sha256Digest::of(&fs_err::read(&other).unwrap()),
+            Sha256Digest::of(&bytes),
+            "the output path does not matter"
+        );
+
+        let mut tar = tar::Archive::new(&bytes[..]);
+        let listing: Vec<(String, u64)> = tar
+            .entries()
+            .unwrap()
+            .map(|entry| {
+                let entry = entry.unwrap();
+                (
+                    entry.path().unwrap().to_string_lossy().into_owned(),
+                    entry.header().mtime().unwrap(),
+                )
+            })
+            .collect();
+        let names: Vec<&str> = listing.iter().map(|(name, _)| name.as_str()).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted);
+        assert_eq!(&names[..2], ["blobs/", "blobs/sha256/"]);
+        assert_eq!(&names[names.len() - 2..], ["index.json", "oci-layout"]);
+        assert!(listing.iter().all(|(_, mtime)| *mtime == 0));
+
+        write_images(
+            std::slice::from_ref(&second),
+            &archive(&out, Some("two")),
+            &fixture.cache,
+        )
+        .unwrap();
+        // Read back through a fresh cache, so every blob must come from the archive.
+        let fresh = Cache::open(&fixture.path("fresh-cache")).unwrap();
+        let one = read_base(&archive(&out, Some("one")), None, &fresh).unwrap();
+        assert_eq!(one.manifest_digest, first.manifest_digest);
+        let two = read_base(&archive(&out, Some("two")), None, &fresh).unwrap();
+        assert_eq!(two.manifest_digest, second.manifest_digest);
+    }
+
+    #[test]
+    fn err_refuses_to_overwrite_other_things() {
+        let fixture = Fixture::new();
+        let image = fixture.image(&platform("linux", "amd64", None), "a");
+        let folder = fixture.path("not-a-layout");
+        fs_err::create_dir_all(&folder).unwrap();
+        fs_err::write(folder.join("notes.txt"), b"mine").unwrap();
+        let error = write_images(
+            std::slice::from_ref(&image),
+            &oci(&folder, None),
+            &fixture.cache,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(error, OciError::OutputNotALayout { .. }),
+            "{error}"
+        );
+        let file = fixture.path("notes.txt");
+        fs_err::write(
+            &file,
+            b"not an archive, and long enough to not be a tar header",
+        )
+        .unwrap();
+        let error = write_images(
+            std::slice::from_ref(&image),
+            &archive(&file, None),
+            &fixture.cache,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(error, OciError::OutputNotALayout { .. }),
+            "{error}"
+        );
+        assert_eq!(
+            fs_err::read(&file).unwrap(),
+            b"not an archive, and long enough to not be a tar header"
+        );
+    }
+
+    #[test]
+    fn err_bad_inputs() {
+        let fixture = Fixture::new();
+        let image = fixture.image(&platform("linux", "amd64", None), "a");
+        let out = fixture.path("out");
+        let error = write_images(&[], &oci(&out, None), &fixture.cache).unwrap_err();
+        assert!(matches!(error, OciError::NoImages { .. }));
+        let error = write_images(
+            &[image.clone(), image.clone()],
+            &oci(&out, None),
+            &fixture.cache,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(error, OciError::DuplicatePlatform { .. }),
+            "{error}"
+        );
+        let error = write_images(
+            std::slice::from_ref(&image),
+            &oci(&out, Some("bad tag")),
+            &fixture.cache,
+        )
+        .unwrap_err();
+        assert!(matches!(error, OciError::InvalidTag { .. }), "{error}");
+        let mut missing = image.clone();
+        missing.layers[1].digest = Sha256Digest::of(b"not in the cache");
+        let error = write_images(&[missing], &oci(&out, None), &fixture.cache).unwrap_err();
+        assert!(matches!(error, OciError::NotInCache { .. }), "{error}");
+        assert!(!out.exists(), "nothing is written on error");
+    }
+}
