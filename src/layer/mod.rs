@@ -1,2 +1,485 @@
-//! Deterministic layer tars, their compression and digests, and the layer planner.
-//! (Stub: to be implemented.)
+//! Deterministic layer tars, their compression and digests, and (in [`plan`]) which
+//! wheels share a layer. [`write_wheels_layer`] writes the planned installs of one or
+//! more wheels and [`write_venv_layer`] the venv skeleton, each in one pass: tar →
+//! SHA-256 of the tar (diff_id) → gzip → cache entry (digest, size). Every header comes
+//! from [`crate::repro::tar_header`]; entries are sorted by path bytes with every
+//! parent first (standards §5.9). A wheel member whose bytes disagree with RECORD fails
+//! the layer, and nothing is kept in the cache.
+
+pub mod plan;
+
+use std::collections::BTreeMap;
+use std::io;
+
+use crate::cache::{Cache, CacheError, EntryKind};
+use crate::digest::{HashingWriter, Sha256Digest};
+use crate::repro::{self, DIR_MODE, FILE_MODE, SourceDateEpoch};
+use crate::wheel::{
+    EntryContent, InstallScheme, VenvEntry, WheelError, WheelInstall, into_wheel_error,
+    merge_entries,
+};
+
+/// Mode of symbolic links, as GNU tar and the kernel report them (ignored on use).
+const SYMLINK_MODE: u32 = 0o777;
+
+/// A layer blob committed to the cache as [`EntryKind::Blob`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerBlob {
+    /// SHA-256 of the uncompressed tar (`rootfs.diff_ids`).
+    pub diff_id: Sha256Digest,
+    /// SHA-256 of the gzip blob (manifest `layers[].digest`).
+    pub digest: Sha256Digest,
+    /// Size of the gzip blob in bytes.
+    pub size: u64,
+}
+
+/// Errors from writing a layer.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    /// A wheel failed validation while streaming (RECORD hash or size mismatch, a
+    /// collision, an unreadable member).
+    #[error(transparent)]
+    Wheel(#[from] WheelError),
+    /// The cache could not hold the blob.
+    #[error("cannot store the layer blob in the cache")]
+    Cache(#[source] CacheError),
+    /// Writing an entry into the tar or gzip stream failed.
+    #[error(
+        "cannot write layer entry `{path}` into the cache's temporary file; check free disk space in the cache folder"
+    )]
+    Write {
+        /// The layer entry being written.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// Closing the tar or gzip stream failed.
+    #[error(
+        "cannot finish the layer's temporary file in the cache; check free disk space in the cache folder"
+    )]
+    Finish(#[source] io::Error),
+}
+
+/// The tar → diff_id → gzip → cache pipeline of one layer.
+struct LayerWriter {
+    builder: tar::Builder<HashingWriter<flate2::write::GzEncoder<crate::cache::PendingEntry>>>,
+    epoch: SourceDateEpoch,
+}
+
+impl LayerWriter {
+    fn new(cache: &Cache, epoch: SourceDateEpoch) -> Result<Self, LayerError> {
+        let pending = cache.begin(EntryKind::Blob).map_err(LayerError::Cache)?;
+        let builder = tar::Builder::new(HashingWriter::new(repro::gzip_encoder(pending)));
+        Ok(Self { builder, epoch })
+    }
+
+    fn directory(&mut self, tar_path: &str) -> Result<(), LayerError> {
+        let mut header = repro::tar_header(tar::EntryType::Directory, DIR_MODE, 0, self.epoch);
+        self.builder
+            .append_data(&mut header, tar_path, io::empty())
+            .map_err(|source| write_error(tar_path, source))
+    }
+
+    fn file(
+        &mut self,
+        tar_path: &str,
+        mode: u32,
+        size: u64,
+        data: impl io::Read,
+    ) -> Result<(), LayerError> {
+        let mut header = repro::tar_header(tar::EntryType::Regular, mode, size, self.epoch);
+        self.builder
+            .append_data(&mut header, tar_path, data)
+            .map_err(|error| {
+                // A VerifyingReader reports RECORD mismatches as a wrapped WheelError.
+                match into_wheel_error(error) {
+                    Ok(wheel_error) => LayerError::Wheel(wheel_error),
+                    Err(source) => write_error(tar_path, source),
+                }
+            })
+    }
+
+    fn symlink(&mut self, tar_path: &str, target: &str) -> Result<(), LayerError> {
+        let mut header = repro::tar_header(tar::EntryType::Symlink, SYMLINK_MODE, 0, self.epoch);
+        self.builder
+            .append_link(&mut header, tar_path, target)
+            .map_err(|source| write_error(tar_path, source))
+    }
+
+    /// Close the tar and gzip streams and commit the blob.
+    fn finish(self) -> Result<LayerBlob, LayerError> {
+        let hashing = self.builder.into_inner().map_err(LayerError::Finish)?;
+        let (encoder, diff_id, _) = hashing.finish();
+        let pending = encoder.finish().map_err(LayerError::Finish)?;
+        let (digest, size) = pending.commit(None).map_err(LayerError::Cache)?;
+        Ok(LayerBlob {
+            diff_id,
+            digest,
+            size,
+        })
+    }
+}
+
+fn write_error(path: &str, source: io::Error) -> LayerError {
+    LayerError::Write {
+        path: path.to_string(),
+        source,
+    }
+}
+
+/// Write one layer holding the planned installs of `installs`, merged and sorted by
+/// path bytes (directories sort by their path without the `/`, so parents come
+/// first). Shared directories appear once; two wheels with different files at one
+/// path fail with [`WheelError::Collision`]. Archived files are streamed from the
+/// wheels and checked against RECORD; on a mismatch the partial blob is discarded.
+pub fn write_wheels_layer(
+    installs: &[&WheelInstall],
+    epoch: SourceDateEpoch,
+    cache: &Cache,
+) -> Result<LayerBlob, LayerError> {
+    let merged = merge_entries(installs)?;
+    let mut archives = installs
+        .iter()
+        .map(|install| install.open_archive())
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut writer = LayerWriter::new(cache, epoch)?;
+    for (index, entry) in merged.values() {
+        match &entry.content {
+            EntryContent::Directory => writer.directory(&entry.tar_path)?,
+            EntryContent::Generated { bytes, mode, .. } => {
+                writer.file(&entry.tar_path, *mode, bytes.len() as u64, &bytes[..])?;
+            }
+            EntryContent::Archived(file) => {
+                let install = installs[*index];
+                let reader = install.reader(&mut archives[*index], file)?;
+                writer.file(&entry.tar_path, file.mode, file.size, reader)?;
+            }
+        }
+    }
+    writer.finish()
+}
+
+/// Write the venv skeleton of `scheme`: `pyvenv.cfg`, `bin/python` linking to the
+/// base interpreter, `bin/python3` and `bin/python3.X` linking to `python`,
+/// `lib/python3.X/site-packages/`, `lib64` linking to `lib`, and every parent.
+pub fn write_venv_layer(
+    scheme: &InstallScheme,
+    epoch: SourceDateEpoch,
+    cache: &Cache,
+) -> Result<LayerBlob, LayerError> {
+    scheme.validate()?;
+    let layout: BTreeMap<String, VenvEntry> = scheme.venv_layout();
+    let mut writer = LayerWriter::new(cache, epoch)?;
+    for (path, entry) in &layout {
+        match entry {
+            VenvEntry::Directory => writer.directory(&format!("{path}/"))?,
+            VenvEntry::Symlink(target) => writer.symlink(path, target)?,
+            VenvEntry::File(bytes) => {
+                writer.file(path, FILE_MODE, bytes.len() as u64, &bytes[..])?
+            }
+        }
+    }
+    writer.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::path::Path;
+
+    use super::*;
+    use crate::wheel::testing::{project_members, scheme, write_wheel, zip_bytes};
+    use crate::wheel::{WheelInstall, plan_install};
+
+    const EPOCH: i64 = 1_700_000_000;
+
+    /// One tar entry as read back.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    struct Listed {
+        path: String,
+        kind: tar::EntryType,
+        mode: u32,
+        link: Option<String>,
+        content: Vec<u8>,
+    }
+
+    fn install(folder: &Path, name: &str, files: &[(&str, &[u8], u32)]) -> WheelInstall {
+        let filename = format!("{name}-1.0-py3-none-any.whl");
+        let path = write_wheel(
+            folder,
+            &filename,
+            &zip_bytes(&project_members(name, "1.0", files)),
+        );
+        plan_install(&path, &filename, &scheme()).unwrap()
+    }
+
+    /// Read a blob back, checking the diff_id, the digest and every fixed header field.
+    fn list(cache: &Cache, blob: &LayerBlob) -> Vec<Listed> {
+        let path = cache
+            .lookup(EntryKind::Blob, &blob.digest, Some(blob.size))
+            .expect("blob in cache");
+        let compressed = std::fs::read(path).unwrap();
+        assert_eq!(Sha256Digest::of(&compressed), blob.digest);
+        let mut tar_bytes = Vec::new();
+        flate2::read::GzDecoder::new(&compressed[..])
+            .read_to_end(&mut tar_bytes)
+            .unwrap();
+        assert_eq!(Sha256Digest::of(&tar_bytes), blob.diff_id);
+        let mut archive = tar::Archive::new(&tar_bytes[..]);
+        let mut listed = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let header = entry.header().clone();
+            assert_eq!(header.uid().unwrap(), 0);
+            assert_eq!(header.gid().unwrap(), 0);
+            assert_eq!(header.mtime().unwrap(), EPOCH as u64);
+            assert_eq!(header.username_bytes(), Some(&b""[..]));
+            assert_eq!(header.groupname_bytes(), Some(&b""[..]));
+            assert!(entry.pax_extensions().unwrap().is_none());
+            let path = String::from_utf8(entry.path_bytes().into_owned()).unwrap();
+            let link = entry
+                .link_name_bytes()
+                .map(|bytes| String::from_utf8(bytes.into_owned()).unwrap());
+            let mut content = Vec::new();
+            entry.read_to_end(&mut content).unwrap();
+            listed.push(Listed {
+                path,
+                kind: header.entry_type(),
+                mode: header.mode().unwrap(),
+                link,
+                content,
+            });
+        }
+        listed
+    }
+
+    /// Sorted by path bytes (directories without their `/`), every parent present
+    /// before its children, directories ending in `/`.
+    fn assert_layer_order(listed: &[Listed]) {
+        let keys: Vec<&str> = listed
+            .iter()
+            .map(|entry| entry.path.trim_end_matches('/'))
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        sorted.dedup();
+        assert_eq!(keys, sorted, "sorted and unique");
+        for (index, key) in keys.iter().enumerate() {
+            for (slash, _) in key.match_indices('/') {
+                let parent = &key[..slash];
+                let position = keys.iter().position(|other| *other == parent);
+                assert!(
+                    position.is_some_and(|position| position < index),
+                    "parent `{parent}` of `{key}`"
+                );
+                assert!(listed[position.unwrap()].path.ends_with('/'));
+                assert_eq!(listed[position.unwrap()].kind, tar::EntryType::Directory);
+            }
+            assert!(!listed[index].path.starts_with('/') && !listed[index].path.starts_with("./"));
+        }
+    }
+
+    #[test]
+    fn ok_wheels_layer_is_deterministic() {
+        let folder = tempfile::tempdir().unwrap();
+        let long = format!("alpha/{}/module.py", "deep".repeat(30));
+        let alpha = install(
+            folder.path(),
+            "alpha",
+            &[
+                ("shared/__init__.py", b"same", 0o644),
+                ("alpha/tool.py", b"print(1)\n", 0o755),
+                (&long, b"long = True\n", 0o644),
+            ],
+        );
+        let beta = install(
+            folder.path(),
+            "beta",
+            &[
+                ("shared/__init__.py", b"same", 0o644),
+                ("beta/__init__.py", b"", 0o644),
+                (
+                    "beta-1.0.dist-info/entry_points.txt",
+                    b"[console_scripts]\nbeta = beta:main\n",
+                    0o644,
+                ),
+            ],
+        );
+        let epoch = SourceDateEpoch::from_seconds(EPOCH);
+        let first_cache = tempfile::tempdir().unwrap();
+        let first_cache = Cache::open(first_cache.path()).unwrap();
+        let second_cache = tempfile::tempdir().unwrap();
+        let second_cache = Cache::open(second_cache.path()).unwrap();
+        let first = write_wheels_layer(&[&alpha, &beta], epoch, &first_cache).unwrap();
+        let second = write_wheels_layer(&[&beta, &alpha], epoch, &second_cache).unwrap();
+        assert_eq!(first, second);
+
+        let listed = list(&first_cache, &first);
+        assert_layer_order(&listed);
+        assert_eq!(listed[0].path, "opt/");
+        let site = "opt/venv/lib/python3.11/site-packages";
+        let find = |path: &str| {
+            listed
+                .iter()
+                .find(|entry| entry.path == path)
+                .unwrap_or_else(|| panic!("{path}"))
+        };
+        assert_eq!(
+            listed
+                .iter()
+                .filter(|entry| entry.path == format!("{site}/shared/__init__.py"))
+                .count(),
+            1
+        );
+        let tool = find(&format!("{site}/alpha/tool.py"));
+        assert_eq!((tool.mode, &tool.content[..]), (0o755, &b"print(1)\n"[..]));
+        assert_eq!(find(&format!("{site}/shared/")).mode, 0o755);
+        assert_eq!(find(&format!("{site}/{long}")).content, b"long = True\n");
+        let launcher = find("opt/venv/bin/beta");
+        assert_eq!(launcher.mode, 0o755);
+        assert!(launcher.content.starts_with(b"#!/opt/venv/bin/python\n"));
+        let record = find(&format!("{site}/beta-1.0.dist-info/RECORD"));
+        assert!(String::from_utf8_lossy(&record.content).contains("../../../bin/beta,sha256="));
+        // The planned hashes are the hashes of what was written.
+        for install in [&alpha, &beta] {
+            for (path, hash) in install.files() {
+                let entry = find(path);
+                assert_eq!(
+                    hash,
+                    (entry.kind == tar::EntryType::Regular)
+                        .then(|| Sha256Digest::of(&entry.content))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn err_record_hash_lie_detected_while_streaming_and_nothing_cached() {
+        let folder = tempfile::tempdir().unwrap();
+        let mut members = project_members(
+            "liar",
+            "1.0",
+            &[("liar/__init__.py", b"print('good')\n", 0o644)],
+        );
+        // Same length, so RECORD's size still matches and planning passes; the zip's
+        // own CRC is of the new bytes, so only the RECORD hash can catch it.
+        let member = members
+            .iter_mut()
+            .find(|member| member.name == "liar/__init__.py")
+            .unwrap();
+        member.bytes = b"import os#bad\n".to_vec();
+        let filename = "liar-1.0-py3-none-any.whl";
+        let path = write_wheel(folder.path(), filename, &zip_bytes(&members));
+        let liar = plan_install(&path, filename, &scheme()).unwrap();
+
+        let cache_folder = tempfile::tempdir().unwrap();
+        let cache = Cache::open(cache_folder.path()).unwrap();
+        let error =
+            write_wheels_layer(&[&liar], SourceDateEpoch::from_seconds(EPOCH), &cache).unwrap_err();
+        assert!(
+            matches!(&error, LayerError::Wheel(WheelError::RecordHashMismatch { path, .. }) if path == "liar/__init__.py"),
+            "{error}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains(filename) && message.contains("liar/__init__.py"),
+            "{message}"
+        );
+        for folder in ["blobs/sha256", "tmp"] {
+            assert_eq!(
+                std::fs::read_dir(cache_folder.path().join(folder))
+                    .unwrap()
+                    .count(),
+                0,
+                "{folder}"
+            );
+        }
+    }
+
+    #[test]
+    fn err_collision_refused_in_layer() {
+        let folder = tempfile::tempdir().unwrap();
+        let alpha = install(
+            folder.path(),
+            "alpha",
+            &[("shared/__init__.py", b"a", 0o644)],
+        );
+        let beta = install(
+            folder.path(),
+            "beta",
+            &[("shared/__init__.py", b"b", 0o644)],
+        );
+        let cache_folder = tempfile::tempdir().unwrap();
+        let cache = Cache::open(cache_folder.path()).unwrap();
+        let error =
+            write_wheels_layer(&[&alpha, &beta], SourceDateEpoch::default(), &cache).unwrap_err();
+        assert!(
+            matches!(error, LayerError::Wheel(WheelError::Collision { .. })),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn ok_venv_layer() {
+        let epoch = SourceDateEpoch::from_seconds(EPOCH);
+        let first_folder = tempfile::tempdir().unwrap();
+        let first_cache = Cache::open(first_folder.path()).unwrap();
+        let second_folder = tempfile::tempdir().unwrap();
+        let second_cache = Cache::open(second_folder.path()).unwrap();
+        let first = write_venv_layer(&scheme(), epoch, &first_cache).unwrap();
+        assert_eq!(
+            first,
+            write_venv_layer(&scheme(), epoch, &second_cache).unwrap()
+        );
+        let listed = list(&first_cache, &first);
+        assert_layer_order(&listed);
+        let summary: Vec<(&str, Option<&str>)> = listed
+            .iter()
+            .map(|entry| (entry.path.as_str(), entry.link.as_deref()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("opt/", None),
+                ("opt/venv/", None),
+                ("opt/venv/bin/", None),
+                ("opt/venv/bin/python", Some("/usr/bin/python3.11")),
+                ("opt/venv/bin/python3", Some("python")),
+                ("opt/venv/bin/python3.11", Some("python")),
+                ("opt/venv/lib/", None),
+                ("opt/venv/lib/python3.11/", None),
+                ("opt/venv/lib/python3.11/site-packages/", None),
+                ("opt/venv/lib64", Some("lib")),
+                ("opt/venv/pyvenv.cfg", None),
+            ]
+        );
+        let config = listed.last().unwrap();
+        assert_eq!((config.kind, config.mode), (tar::EntryType::Regular, 0o644));
+        assert_eq!(
+            config.content,
+            b"home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.11.4\n"
+        );
+        assert!(
+            listed
+                .iter()
+                .filter(|entry| entry.link.is_some())
+                .all(|entry| entry.kind == tar::EntryType::Symlink)
+        );
+    }
+
+    #[test]
+    fn err_venv_layer_relative_prefix() {
+        let folder = tempfile::tempdir().unwrap();
+        let cache = Cache::open(folder.path()).unwrap();
+        let scheme = InstallScheme {
+            prefix: "opt/venv".into(),
+            ..scheme()
+        };
+        let error = write_venv_layer(&scheme, SourceDateEpoch::default(), &cache).unwrap_err();
+        assert!(
+            matches!(error, LayerError::Wheel(WheelError::InvalidPrefix { .. })),
+            "{error}"
+        );
+    }
+}
