@@ -274,6 +274,7 @@ fn layer_key(
     #[derive(Serialize)]
     struct Key<'a> {
         layer_format: u32,
+        launcher_template: u32,
         compressor: &'static str,
         prefix: &'a str,
         interpreter: &'a str,
@@ -283,6 +284,7 @@ fn layer_key(
     }
     let key = Key {
         layer_format: LAYER_FORMAT_VERSION,
+        launcher_template: crate::wheel::LAUNCHER_TEMPLATE_VERSION,
         compressor: COMPRESSOR_ID,
         prefix: &scheme.prefix,
         interpreter: &scheme.interpreter,

@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod build;
 pub mod cache;
 pub mod digest;
 pub mod fetch;

@@ -31,9 +31,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Build an image from a lockfile and a base image.
-    Image(ImageArgs),
+    Image(Box<ImageArgs>),
     /// Download every wheel a lockfile needs into the cache (for later `--offline` builds).
-    Fetch(FetchArgs),
+    Fetch(Box<FetchArgs>),
 }
 
 /// Flags that choose the target and the packages; shared by `image` and `fetch`.
@@ -140,8 +140,9 @@ fn parse_key_value(text: &str, flag: &str) -> Result<(String, String)> {
 
 fn parse_command(text: &str, flag: &str) -> Result<Vec<String>> {
     if text.trim_start().starts_with('[') {
-        serde_json::from_str(text)
-            .with_context(|| format!("`{flag}` looks like a JSON array but is not a list of strings: {text}"))
+        serde_json::from_str(text).with_context(|| {
+            format!("`{flag}` looks like a JSON array but is not a list of strings: {text}")
+        })
     } else {
         Ok(text.split_whitespace().map(str::to_string).collect())
     }
@@ -174,7 +175,15 @@ struct Common {
 }
 
 fn resolve_common(args: &SelectionArgs) -> Common {
-    let SelectionArgs { extras, groups, no_default_groups, cache_dir, offline, jobs, .. } = args;
+    let SelectionArgs {
+        extras,
+        groups,
+        no_default_groups,
+        cache_dir,
+        offline,
+        jobs,
+        ..
+    } = args;
     Common {
         selection: GroupSelection {
             extras: extras.iter().filter(|e| !e.is_empty()).cloned().collect(),
@@ -182,7 +191,11 @@ fn resolve_common(args: &SelectionArgs) -> Common {
             no_default_groups: *no_default_groups,
         },
         cache_dir: cache_dir.clone().unwrap_or_else(Cache::default_root),
-        fetch: FetchOptions { jobs: usize::from(*jobs), offline: *offline, ..FetchOptions::default() },
+        fetch: FetchOptions {
+            jobs: usize::from(*jobs),
+            offline: *offline,
+            ..FetchOptions::default()
+        },
         jobs: usize::from(*jobs),
     }
 }
@@ -225,9 +238,18 @@ fn resolve_image(args: ImageArgs, epoch: SourceDateEpoch) -> Result<(ImageBuild,
     }
     let common = resolve_common(&selection);
     let image = ImageSettings {
-        env: env.iter().map(|e| parse_key_value(e, "--env")).collect::<Result<_>>()?,
-        entrypoint: entrypoint.as_deref().map(|e| parse_command(e, "--entrypoint")).transpose()?,
-        cmd: cmd.as_deref().map(|c| parse_command(c, "--cmd")).transpose()?,
+        env: env
+            .iter()
+            .map(|e| parse_key_value(e, "--env"))
+            .collect::<Result<_>>()?,
+        entrypoint: entrypoint
+            .as_deref()
+            .map(|e| parse_command(e, "--entrypoint"))
+            .transpose()?,
+        cmd: cmd
+            .as_deref()
+            .map(|c| parse_command(c, "--cmd"))
+            .transpose()?,
         workdir,
         user,
         labels: labels
@@ -313,7 +335,7 @@ fn run(cli: Cli) -> Result<()> {
         .context("cannot start the async runtime")?;
     match cli.command {
         Command::Image(args) => {
-            let (build, json) = resolve_image(args, read_epoch()?)?;
+            let (build, json) = resolve_image(*args, read_epoch()?)?;
             let progress = Arc::new(TerminalProgress::new());
             let result = runtime.block_on(envbuild::build::build_image(&build, progress.clone()));
             progress.done();
@@ -340,7 +362,10 @@ fn run(cli: Cli) -> Result<()> {
             let result = runtime.block_on(envbuild::build::fetch(&run, progress.clone()));
             progress.done();
             let count = result?;
-            eprintln!("{count} wheels are in the cache at {}", run.cache_dir.display());
+            eprintln!(
+                "{count} wheels are in the cache at {}",
+                run.cache_dir.display()
+            );
         }
     }
     Ok(())
