@@ -355,6 +355,23 @@ fn layer_from_cache_or_write(
     Ok((record, false))
 }
 
+/// Read a base image on a blocking thread (it streams whole layers through a hasher).
+async fn read_base(
+    reference: &ImageReference,
+    platform: Option<&Platform>,
+    cache: &Cache,
+) -> Result<BaseImage, BuildError> {
+    let cache = cache.clone();
+    let reference = reference.clone();
+    let platform = platform.cloned();
+    tokio::task::spawn_blocking(move || {
+        crate::oci::read_base(&reference, platform.as_ref(), &cache)
+    })
+    .await
+    .map_err(|error| BuildError::Internal(error.to_string()))?
+    .map_err(BuildError::from)
+}
+
 /// Build an image and write it. Returns the report the CLI prints.
 pub async fn build_image(
     settings: &ImageBuild,
@@ -366,16 +383,7 @@ pub async fn build_image(
     let lock = Lock::load(&settings.lock)?;
 
     progress.stage("reading base image");
-    let base = {
-        let cache = cache.clone();
-        let reference = settings.base.clone();
-        let platform = settings.target.platform.clone();
-        tokio::task::spawn_blocking(move || {
-            crate::oci::read_base(&reference, platform.as_ref(), &cache)
-        })
-        .await
-        .map_err(|error| BuildError::Internal(error.to_string()))??
-    };
+    let base = read_base(&settings.base, settings.target.platform.as_ref(), &cache).await?;
     let (target, interpreter) = resolve_target(&settings.target, &base, &cache)?;
 
     progress.stage("selecting wheels");
@@ -568,25 +576,13 @@ fn write_layers(
 pub async fn fetch(run: &FetchRun, progress: Arc<dyn FetchProgress>) -> Result<usize, BuildError> {
     let cache = Cache::open(&run.cache_dir)?;
     let lock = Lock::load(&run.lock)?;
-    let base = match &run.base {
-        Some(reference) => {
-            let cache = cache.clone();
-            let reference = reference.clone();
-            let platform = run.targets.first().and_then(|t| t.platform.clone());
-            Some(
-                tokio::task::spawn_blocking(move || {
-                    crate::oci::read_base(&reference, platform.as_ref(), &cache)
-                })
-                .await
-                .map_err(|error| BuildError::Internal(error.to_string()))??,
-            )
-        }
-        None => None,
-    };
     let mut requests: BTreeMap<Sha256Digest, FetchRequest> = BTreeMap::new();
     for overrides in &run.targets {
-        let target = match &base {
-            Some(base) => resolve_target(overrides, base, &cache)?.0,
+        let target = match &run.base {
+            Some(reference) => {
+                let base = read_base(reference, overrides.platform.as_ref(), &cache).await?;
+                resolve_target(overrides, &base, &cache)?.0
+            }
             None => Target {
                 platform: overrides.platform.clone().unwrap_or_else(|| Platform {
                     os: "linux".to_string(),

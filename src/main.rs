@@ -42,9 +42,10 @@ struct SelectionArgs {
     /// The lockfile (`pylock.toml` or `pylock.<name>.toml`).
     #[arg(long, value_name = "FILE")]
     lock: PathBuf,
-    /// Target platform, e.g. `linux/amd64` or `linux/arm64` (default: the base image's).
-    #[arg(long, value_name = "OS/ARCH")]
-    platform: Option<Platform>,
+    /// Target platform, e.g. `linux/amd64` or `linux/arm64` (default: the base image's);
+    /// `fetch` takes several, comma-separated.
+    #[arg(long, value_name = "OS/ARCH", value_delimiter = ',')]
+    platform: Vec<Platform>,
     /// Target Python version, `X.Y` or `X.Y.Z` (default: detected from the base image).
     #[arg(long, value_name = "X.Y")]
     python: Option<PythonVersion>,
@@ -200,9 +201,13 @@ fn resolve_common(args: &SelectionArgs) -> Common {
     }
 }
 
-fn resolve_overrides(args: &SelectionArgs, interpreter: Option<String>) -> Result<TargetOverrides> {
+fn resolve_overrides(
+    args: &SelectionArgs,
+    platform: Option<Platform>,
+    interpreter: Option<String>,
+) -> Result<TargetOverrides> {
     Ok(TargetOverrides {
-        platform: args.platform.clone(),
+        platform,
         python: args.python,
         libc: parse_libc(args)?,
         interpreter,
@@ -237,6 +242,11 @@ fn resolve_image(args: ImageArgs, epoch: SourceDateEpoch) -> Result<(ImageBuild,
         bail!("`--interpreter {path}` must be an absolute path inside the image");
     }
     let common = resolve_common(&selection);
+    let platform = match selection.platform.as_slice() {
+        [] => None,
+        [one] => Some(one.clone()),
+        _ => bail!("`envbuild image` builds one platform at a time; give `--platform` once"),
+    };
     let image = ImageSettings {
         env: env
             .iter()
@@ -266,7 +276,7 @@ fn resolve_image(args: ImageArgs, epoch: SourceDateEpoch) -> Result<(ImageBuild,
     let build = ImageBuild {
         lock: selection.lock.clone(),
         selection: common.selection,
-        target: resolve_overrides(&selection, interpreter)?,
+        target: resolve_overrides(&selection, platform, interpreter)?,
         base,
         output,
         prefix,
@@ -354,7 +364,17 @@ fn run(cli: Cli) -> Result<()> {
                 lock: args.selection.lock.clone(),
                 selection: common.selection,
                 base: args.base,
-                targets: vec![resolve_overrides(&args.selection, None)?],
+                targets: if args.selection.platform.is_empty() {
+                    vec![resolve_overrides(&args.selection, None, None)?]
+                } else {
+                    args.selection
+                        .platform
+                        .iter()
+                        .map(|platform| {
+                            resolve_overrides(&args.selection, Some(platform.clone()), None)
+                        })
+                        .collect::<Result<_>>()?
+                },
                 cache_dir: common.cache_dir,
                 fetch: common.fetch,
             };
