@@ -29,7 +29,9 @@ pub enum OciError {
         path: PathBuf,
     },
     /// The folder or archive is not an OCI image layout.
-    #[error("image `{reference}` is not an OCI image layout: {reason}")]
+    #[error(
+        "image `{reference}` is not an OCI image layout: {reason}; point it at a folder or tar archive with `oci-layout` and `index.json`, as `skopeo copy ... oci:DIR:TAG` or `umoci` write them"
+    )]
     NotALayout {
         /// The image reference.
         reference: String,
