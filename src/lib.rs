@@ -14,6 +14,7 @@ pub mod fetch;
 pub mod layer;
 pub mod lock;
 pub mod oci;
+pub mod registry;
 pub mod repro;
 pub mod target;
 pub mod wheel;
