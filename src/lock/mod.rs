@@ -3,7 +3,11 @@
 //! groups, to the list of [`LockedPackage`]s to install. Nothing here touches the
 //! network: artifact choice among a package's wheels belongs to `target::select`.
 
+mod pipfile;
+mod poetry;
 mod pylock;
+mod requirements;
+mod uv_lock;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -11,7 +15,11 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::Sha256Digest;
 
+pub use pipfile::PipfileError;
+pub use poetry::PoetryError;
 pub use pylock::PylockError;
+pub use requirements::RequirementsError;
+pub use uv_lock::UvLockError;
 
 /// A normalized package name (PEP 503: lowercase, runs of `-`, `_`, `.` become `-`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -60,12 +68,24 @@ impl fmt::Display for PackageName {
 pub enum LockFormat {
     /// PEP 751 `pylock.toml`.
     Pylock,
+    /// uv's `uv.lock`.
+    UvLock,
+    /// Poetry's `poetry.lock`.
+    PoetryLock,
+    /// A pip `requirements.txt` with hashes.
+    Requirements,
+    /// Pipenv's `Pipfile.lock`.
+    PipfileLock,
 }
 
 impl fmt::Display for LockFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Pylock => f.write_str("pylock.toml"),
+            Self::UvLock => f.write_str("uv.lock"),
+            Self::PoetryLock => f.write_str("poetry.lock"),
+            Self::Requirements => f.write_str("requirements.txt"),
+            Self::PipfileLock => f.write_str("Pipfile.lock"),
         }
     }
 }
@@ -133,6 +153,23 @@ pub enum PackageSource {
         /// The folder, as written.
         path: String,
     },
+    /// Files known only by hash (and maybe file name), to be found through a package
+    /// index: what `requirements.txt`, `poetry.lock` and `Pipfile.lock` record. The
+    /// `index` module turns this into [`PackageSource::Distributions`] before wheels
+    /// are chosen.
+    IndexLookup {
+        /// The files the lock allows.
+        files: Vec<IndexFile>,
+    },
+}
+
+/// A file a lock allows, known by hash and sometimes by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexFile {
+    /// The file name, when the lock records it (Poetry does).
+    pub filename: Option<String>,
+    /// Its SHA-256.
+    pub sha256: Sha256Digest,
 }
 
 /// A package selected from a lock for installation.
@@ -170,6 +207,10 @@ pub struct Lock {
 #[derive(Debug, Clone)]
 enum LockInner {
     Pylock(Box<pylock::Pylock>),
+    UvLock(Box<uv_lock::UvLock>),
+    Poetry(Box<poetry::PoetryLock>),
+    Requirements(Box<requirements::Requirements>),
+    Pipfile(Box<pipfile::PipfileLock>),
 }
 
 /// Errors from reading a lockfile or selecting from it.
@@ -185,7 +226,7 @@ pub enum LockError {
         source: std::io::Error,
     },
     /// The format could not be told from the file name.
-    #[error("cannot tell the format of lockfile `{}`: envbuild reads `pylock.toml` and `pylock.<name>.toml`", path.display())]
+    #[error("cannot tell the format of lockfile `{}`: envbuild reads `pylock.toml` (and `pylock.<name>.toml`), `uv.lock`, `poetry.lock`, `Pipfile.lock` and requirements files with hashes (`*.txt`); rename the file or export it in one of these formats", path.display())]
     UnknownFormat {
         /// The lockfile.
         path: PathBuf,
@@ -193,6 +234,18 @@ pub enum LockError {
     /// A `pylock.toml` is invalid or cannot be installed on the target.
     #[error(transparent)]
     Pylock(#[from] Box<PylockError>),
+    /// A `uv.lock` is invalid or cannot be installed on the target.
+    #[error(transparent)]
+    UvLock(#[from] Box<UvLockError>),
+    /// A `poetry.lock` is invalid or cannot be installed on the target.
+    #[error(transparent)]
+    Poetry(#[from] Box<PoetryError>),
+    /// A requirements file is invalid or cannot be installed on the target.
+    #[error(transparent)]
+    Requirements(#[from] Box<RequirementsError>),
+    /// A `Pipfile.lock` is invalid or cannot be installed on the target.
+    #[error(transparent)]
+    Pipfile(#[from] Box<PipfileError>),
 }
 
 impl Lock {
@@ -206,16 +259,30 @@ impl Lock {
             .file_name()
             .and_then(|name| name.to_str())
             .unwrap_or("");
-        if pylock::is_pylock_file_name(file_name) || text.contains("lock-version") {
-            let parsed = pylock::Pylock::parse(path, &text).map_err(Box::new)?;
-            return Ok(Self {
-                path: path.to_path_buf(),
-                format: LockFormat::Pylock,
-                inner: LockInner::Pylock(Box::new(parsed)),
-            });
-        }
-        Err(LockError::UnknownFormat {
+        let format = detect_format(file_name, &text).ok_or_else(|| LockError::UnknownFormat {
             path: path.to_path_buf(),
+        })?;
+        let inner = match format {
+            LockFormat::Pylock => LockInner::Pylock(Box::new(
+                pylock::Pylock::parse(path, &text).map_err(Box::new)?,
+            )),
+            LockFormat::UvLock => LockInner::UvLock(Box::new(
+                uv_lock::UvLock::parse(path, &text).map_err(Box::new)?,
+            )),
+            LockFormat::PoetryLock => LockInner::Poetry(Box::new(
+                poetry::PoetryLock::parse(path, &text).map_err(Box::new)?,
+            )),
+            LockFormat::Requirements => LockInner::Requirements(Box::new(
+                requirements::Requirements::parse(path, &text).map_err(Box::new)?,
+            )),
+            LockFormat::PipfileLock => LockInner::Pipfile(Box::new(
+                pipfile::PipfileLock::parse(path, &text).map_err(Box::new)?,
+            )),
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            format,
+            inner,
         })
     }
 
@@ -237,11 +304,59 @@ impl Lock {
         selection: &GroupSelection,
     ) -> Result<Vec<LockedPackage>, LockError> {
         match &self.inner {
-            LockInner::Pylock(pylock) => {
-                Ok(pylock.select(environment, selection).map_err(Box::new)?)
+            LockInner::Pylock(lock) => Ok(lock.select(environment, selection).map_err(Box::new)?),
+            LockInner::UvLock(lock) => Ok(lock.select(environment, selection).map_err(Box::new)?),
+            LockInner::Poetry(lock) => Ok(lock.select(environment, selection).map_err(Box::new)?),
+            LockInner::Requirements(lock) => {
+                Ok(lock.select(environment, selection).map_err(Box::new)?)
+            }
+            LockInner::Pipfile(lock) => {
+                Ok(lock.select(environment, selection).map_err(Box::new)?)
             }
         }
     }
+
+    /// Package indexes the lockfile itself names (`--index-url` lines, Pipfile sources,
+    /// Poetry sources), most preferred first. Index lookups use these before the
+    /// configured ones.
+    pub fn indexes(&self) -> Vec<url::Url> {
+        match &self.inner {
+            LockInner::Pylock(_) | LockInner::UvLock(_) => Vec::new(),
+            LockInner::Poetry(lock) => lock.indexes(),
+            LockInner::Requirements(lock) => lock.indexes(),
+            LockInner::Pipfile(lock) => lock.indexes(),
+        }
+    }
+}
+
+/// Tell a lockfile's format from its file name, then from its content.
+fn detect_format(file_name: &str, text: &str) -> Option<LockFormat> {
+    let by_name = match file_name {
+        "uv.lock" => Some(LockFormat::UvLock),
+        "poetry.lock" => Some(LockFormat::PoetryLock),
+        "Pipfile.lock" => Some(LockFormat::PipfileLock),
+        name if pylock::is_pylock_file_name(name) => Some(LockFormat::Pylock),
+        name if name.ends_with(".txt") || name.ends_with(".in") => Some(LockFormat::Requirements),
+        _ => None,
+    };
+    by_name.or_else(|| {
+        let start = text.trim_start();
+        if start.starts_with('{') && text.contains("\"_meta\"") {
+            Some(LockFormat::PipfileLock)
+        } else if text.contains("lock-version") && text.contains("[[packages]]") {
+            Some(LockFormat::Pylock)
+        } else if text.contains("[[package]]") && text.contains("content-hash") {
+            Some(LockFormat::PoetryLock)
+        } else if text.contains("[[package]]")
+            && text.lines().any(|line| line.starts_with("version = "))
+        {
+            Some(LockFormat::UvLock)
+        } else if text.contains("--hash=") {
+            Some(LockFormat::Requirements)
+        } else {
+            None
+        }
+    })
 }
 
 #[cfg(test)]

@@ -281,6 +281,9 @@ fn choose_one(package: &LockedPackage, tags: &TagSet) -> Result<ChosenWheel, Sel
                 path: path.clone(),
             }));
         }
+        // Files known only by hash are turned into wheels by the index lookup before
+        // selection; one that reaches here offers no wheel.
+        PackageSource::IndexLookup { .. } => (&[], None),
     };
     if let (true, Some(sdist)) = (candidates.is_empty(), sdist) {
         return Err(needs_build(NonWheelSource::Sdist {
