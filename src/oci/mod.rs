@@ -28,4 +28,4 @@ pub use descriptor::Descriptor;
 pub use error::OciError;
 pub use layout::{BaseImage, read_base};
 pub use reference::{ImageReference, ReferenceError};
-pub use write::write_images;
+pub use write::{TopLevel, top_level, write_images};

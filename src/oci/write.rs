@@ -47,9 +47,6 @@ pub fn write_images(
     cache: &Cache,
 ) -> Result<Sha256Digest, OciError> {
     let name = output.to_string();
-    if images.is_empty() {
-        return Err(OciError::NoImages { reference: name });
-    }
     let tag = output.tag();
     if let Some(tag) = tag
         && !is_valid_tag(tag)
@@ -59,21 +56,9 @@ pub fn write_images(
             tag: tag.to_string(),
         });
     }
-    let mut sorted: Vec<(String, &Image)> = images
-        .iter()
-        .map(|image| (image.platform.to_string(), image))
-        .collect();
-    sorted.sort_by(|left, right| left.0.cmp(&right.0));
-    if let Some(pair) = sorted.windows(2).find(|pair| pair[0].0 == pair[1].0) {
-        return Err(OciError::DuplicatePlatform {
-            reference: name,
-            platform: pair[0].0.clone(),
-        });
-    }
-
+    let top = top_level(images, &name)?;
     let mut blobs = BTreeMap::new();
-    let mut manifests = Vec::new();
-    for (_, image) in &sorted {
+    for image in &top.images {
         add_bytes(&mut blobs, cache, &image.config)?;
         add_bytes(&mut blobs, cache, &image.manifest)?;
         for layer in &image.layers {
@@ -92,25 +77,11 @@ pub fn write_images(
                 },
             );
         }
-        manifests.push(Descriptor {
-            platform: Some(image.platform.clone()),
-            ..Descriptor::of_bytes(media_type::OCI_MANIFEST, &image.manifest)
-        });
     }
-    let mut entry = match <[Descriptor; 1]>::try_from(manifests) {
-        Ok([manifest]) => manifest,
-        Err(manifests) => {
-            let index = ImageIndex {
-                schema_version: 2,
-                media_type: Some(media_type::OCI_INDEX.to_string()),
-                manifests,
-                annotations: BTreeMap::new(),
-            };
-            let bytes = canonical_json(&index);
-            add_bytes(&mut blobs, cache, &bytes)?;
-            Descriptor::of_bytes(media_type::OCI_INDEX, &bytes)
-        }
-    };
+    if let Some(bytes) = &top.index {
+        add_bytes(&mut blobs, cache, bytes)?;
+    }
+    let mut entry = top.descriptor.clone();
     if let Some(tag) = tag {
         entry
             .annotations
@@ -122,6 +93,70 @@ pub fn write_images(
         ImageReference::OciArchive { path, .. } => write_archive(path, &name, entry, blobs, cache)?,
     }
     Ok(entry_digest)
+}
+
+/// What a set of per-platform images is published as: the manifest itself for one
+/// image, or an image index over all of them (sorted by platform) for several. Every
+/// sink (layout, archive, registry) publishes exactly these bytes.
+#[derive(Debug, Clone)]
+pub struct TopLevel<'a> {
+    /// The images, sorted by platform.
+    pub images: Vec<&'a Image>,
+    /// The image index's canonical JSON, when there are several images.
+    pub index: Option<Vec<u8>>,
+    /// The descriptor of the manifest or index (with platform for a lone manifest).
+    pub descriptor: Descriptor,
+}
+
+/// Sort `images` by platform, refuse duplicates, and make the image index when there is
+/// more than one. `name` names the destination in errors.
+pub fn top_level<'a>(images: &'a [Image], name: &str) -> Result<TopLevel<'a>, OciError> {
+    if images.is_empty() {
+        return Err(OciError::NoImages {
+            reference: name.to_string(),
+        });
+    }
+    let mut sorted: Vec<(String, &Image)> = images
+        .iter()
+        .map(|image| (image.platform.to_string(), image))
+        .collect();
+    sorted.sort_by(|left, right| left.0.cmp(&right.0));
+    if let Some(pair) = sorted.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+        return Err(OciError::DuplicatePlatform {
+            reference: name.to_string(),
+            platform: pair[0].0.clone(),
+        });
+    }
+    let manifests: Vec<Descriptor> = sorted
+        .iter()
+        .map(|(_, image)| Descriptor {
+            platform: Some(image.platform.clone()),
+            ..Descriptor::of_bytes(media_type::OCI_MANIFEST, &image.manifest)
+        })
+        .collect();
+    let images: Vec<&Image> = sorted.into_iter().map(|(_, image)| image).collect();
+    Ok(match <[Descriptor; 1]>::try_from(manifests) {
+        Ok([manifest]) => TopLevel {
+            images,
+            index: None,
+            descriptor: manifest,
+        },
+        Err(manifests) => {
+            let index = ImageIndex {
+                schema_version: 2,
+                media_type: Some(media_type::OCI_INDEX.to_string()),
+                manifests,
+                annotations: BTreeMap::new(),
+            };
+            let bytes = canonical_json(&index);
+            let descriptor = Descriptor::of_bytes(media_type::OCI_INDEX, &bytes);
+            TopLevel {
+                images,
+                index: Some(bytes),
+                descriptor,
+            }
+        }
+    })
 }
 
 /// Store bytes in the cache and add them to the blobs to write.
