@@ -9,8 +9,10 @@
 
 pub mod build;
 pub mod cache;
+pub mod check;
 pub mod digest;
 pub mod fetch;
+pub mod index;
 pub mod layer;
 pub mod lock;
 pub mod oci;

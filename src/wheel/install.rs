@@ -3,7 +3,8 @@
 //! unpacking: validate the archive, check that RECORD lists and hashes every file,
 //! spread the files over the venv's install scheme, rewrite `#!python` scripts, make
 //! entry-point launchers and `INSTALLER`, and regenerate RECORD. The result holds every
-//! layer entry with its final hash, so the layer writer can stream the rest.
+//! layer entry with its final hash, so the layer writer can stream the rest; bytecode,
+//! when asked for, is compiled into the plan afterwards (standards §3.8).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -16,7 +17,8 @@ use zip::read::ZipFile;
 use crate::digest::{Hasher, Sha256Digest};
 use crate::lock::PackageName;
 use crate::repro::{EXEC_MODE, FILE_MODE};
-use crate::wheel::archive::{self, VerifyingReader, WheelArchive, ZipItem};
+use crate::wheel::archive::{self, VerifyingReader, WheelArchive, ZipItem, into_wheel_error};
+use crate::wheel::bytecode::{BytecodeError, PycCompiler, PycOutcome, PycSource};
 use crate::wheel::error::WheelError;
 use crate::wheel::filename::WheelFilename;
 use crate::wheel::record::{self, InstalledRow, RecordHash};
@@ -34,6 +36,10 @@ pub struct WheelInstall {
     version: String,
     filename: String,
     wheel_path: PathBuf,
+    /// The layer path of site-packages, which RECORD paths are relative to.
+    site: String,
+    /// The layer path of the installed RECORD.
+    record: String,
     /// Keyed by layer path without a trailing `/`, so the map's order puts parents
     /// before their children.
     entries: BTreeMap<String, PlannedEntry>,
@@ -154,6 +160,121 @@ impl WheelInstall {
             &file.name,
         ))
     }
+
+    /// Compile every `.py` file this install puts in site-packages (not scripts in
+    /// `bin`, not `.data/data` files) to an unchecked-hash pyc at the path
+    /// `importlib.util.cache_from_source` gives, and add the pycs, their `__pycache__`
+    /// folders and their RECORD rows (with hash and size, as pip writes them) to the
+    /// plan, so they land in this wheel's layer. Sources are read from the wheel and
+    /// checked against RECORD; each pyc records the source's installed path in the
+    /// image. Sources that do not compile are skipped, as `compileall` does, and
+    /// logged at debug level. A pyc the wheel itself ships at the same path is
+    /// replaced. One compiler process runs per call, fed in path order, so the result
+    /// does not depend on how many wheels compile at once.
+    pub fn add_bytecode(
+        &mut self,
+        compiler: &PycCompiler,
+    ) -> Result<BytecodeSummary, BytecodeError> {
+        let prefix = format!("{}/", self.site);
+        let sources: Vec<(String, String)> = self
+            .entries
+            .iter()
+            .filter(|(path, entry)| {
+                path.starts_with(&prefix) && !matches!(entry.content, EntryContent::Directory)
+            })
+            .filter_map(|(path, _)| Some((path.clone(), compiler.pyc_path(path)?)))
+            .collect();
+        let mut summary = BytecodeSummary::default();
+        if sources.is_empty() {
+            return Ok(summary);
+        }
+        let mut archive = self.open_archive()?;
+        let mut too_large = Vec::new();
+        let outcomes = {
+            let this = &*self;
+            let archive = &mut archive;
+            let too_large = &mut too_large;
+            let requests = sources.iter().filter_map(move |(path, _)| {
+                let bytes = match &this.entries[path].content {
+                    EntryContent::Archived(file) if file.size > archive::MEMORY_LIMIT => {
+                        too_large.push(path.clone());
+                        return None;
+                    }
+                    EntryContent::Archived(file) => {
+                        let mut bytes = Vec::with_capacity(file.size as usize);
+                        let read = this.reader(archive, file).and_then(|mut reader| {
+                            reader.read_to_end(&mut bytes).map_err(|error| {
+                                into_wheel_error(error).unwrap_or_else(|source| WheelError::Read {
+                                    wheel: this.filename.clone(),
+                                    path: file.name.clone(),
+                                    source,
+                                })
+                            })
+                        });
+                        if let Err(error) = read {
+                            return Some(Err(BytecodeError::from(error)));
+                        }
+                        bytes
+                    }
+                    EntryContent::Generated { bytes, .. } => bytes.clone(),
+                    EntryContent::Directory => unreachable!("filtered above"),
+                };
+                Some(Ok(PycSource {
+                    path: format!("/{path}"),
+                    source: bytes,
+                }))
+            });
+            compiler.compile(&self.filename, requests)?
+        };
+        let compiled_sources = sources.iter().filter(|(path, _)| !too_large.contains(path));
+        for ((source, pyc), outcome) in compiled_sources.zip(outcomes) {
+            match outcome {
+                PycOutcome::Compiled(bytes) => {
+                    self.entries.insert(
+                        pyc.clone(),
+                        PlannedEntry {
+                            tar_path: pyc.clone(),
+                            content: generated(bytes, FILE_MODE),
+                        },
+                    );
+                    summary.compiled += 1;
+                }
+                PycOutcome::Skipped(reason) => {
+                    tracing::debug!(
+                        "wheel `{}`: not compiling `/{source}`: {reason}",
+                        self.filename
+                    );
+                    summary.skipped.push(format!("/{source}"));
+                }
+            }
+        }
+        for path in too_large {
+            tracing::debug!(
+                "wheel `{}`: not compiling `/{path}`: larger than {} bytes",
+                self.filename,
+                archive::MEMORY_LIMIT
+            );
+            summary.skipped.push(format!("/{path}"));
+        }
+        add_parent_directories(&mut self.entries, &self.filename)?;
+        let bytes = record_bytes(&self.site, &self.entries, &self.record);
+        let record = self
+            .entries
+            .get_mut(&self.record)
+            .expect("every plan has its RECORD");
+        record.content = generated(bytes, FILE_MODE);
+        Ok(summary)
+    }
+}
+
+/// What [`WheelInstall::add_bytecode`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BytecodeSummary {
+    /// How many pycs were added.
+    pub compiled: usize,
+    /// Installed paths of the sources that were not compiled (syntax errors, Python 2
+    /// files, templates), as `compileall` skips them.
+    pub skipped: Vec<String>,
 }
 
 /// Plan the install of the wheel at `wheel_path`, whose file name is `filename`, into
@@ -333,13 +454,16 @@ pub fn plan_install(
         generated(INSTALLER.to_vec(), FILE_MODE),
         &installer_path,
     )?;
-    plan.finish_record(format!("{}/{record_path}", plan.site), &record_path)?;
+    let record = format!("{}/{record_path}", plan.site);
+    plan.finish_record(record.clone(), &record_path)?;
     plan.add_parents()?;
     Ok(WheelInstall {
         name: parsed.name.clone(),
         version: parsed.version.clone(),
         filename: filename.to_string(),
         wheel_path: wheel_path.to_path_buf(),
+        site: plan.site,
+        record,
         entries: plan.entries,
     })
 }
@@ -475,56 +599,75 @@ impl<'a> Plan<'a> {
     /// Standards §3.6: RECORD lists every installed file relative to site-packages
     /// (`../../../bin/x` for scripts) with `sha256=…,size`, and itself as `path,,`.
     fn finish_record(&mut self, destination: String, source: &str) -> Result<(), WheelError> {
-        let mut rows: Vec<InstalledRow> = self
-            .entries
-            .iter()
-            .map(|(path, entry)| InstalledRow {
-                path: relative_to(&self.site, path),
-                hash: Some(match &entry.content {
-                    EntryContent::Archived(file) => (file.sha256, file.size),
-                    EntryContent::Generated { bytes, sha256, .. } => (*sha256, bytes.len() as u64),
-                    EntryContent::Directory => unreachable!("directories are added after RECORD"),
-                }),
-            })
-            .collect();
-        rows.push(InstalledRow {
-            path: relative_to(&self.site, &destination),
-            hash: None,
-        });
-        let bytes = record::write(rows);
+        let bytes = record_bytes(&self.site, &self.entries, &destination);
         self.insert(destination, generated(bytes, FILE_MODE), source)
     }
 
     /// Add every parent directory, so a layer holds all of them (standards §5.9).
     fn add_parents(&mut self) -> Result<(), WheelError> {
-        let files: Vec<String> = self.entries.keys().cloned().collect();
-        for file in &files {
-            for parent in parents(file) {
-                match self.entries.get(parent) {
-                    Some(PlannedEntry {
-                        content: EntryContent::Directory,
-                        ..
-                    }) => {}
-                    Some(_) => {
-                        return Err(WheelError::FileDirectoryConflict {
-                            wheel: self.wheel.into(),
-                            destination: format!("/{parent}"),
-                        });
-                    }
-                    None => {
-                        self.entries.insert(
-                            parent.to_string(),
-                            PlannedEntry {
-                                tar_path: format!("{parent}/"),
-                                content: EntryContent::Directory,
-                            },
-                        );
-                    }
+        add_parent_directories(&mut self.entries, self.wheel)
+    }
+}
+
+/// The installed RECORD for `entries` (standards §3.6): every file relative to
+/// site-packages (`../../../bin/x` for scripts) with `sha256=…,size`, and RECORD
+/// itself, at layer path `record`, as `path,,`. Directories are not listed.
+fn record_bytes(site: &str, entries: &BTreeMap<String, PlannedEntry>, record: &str) -> Vec<u8> {
+    let mut rows: Vec<InstalledRow> = entries
+        .iter()
+        .filter(|(path, _)| path.as_str() != record)
+        .filter_map(|(path, entry)| {
+            let hash = match &entry.content {
+                EntryContent::Archived(file) => (file.sha256, file.size),
+                EntryContent::Generated { bytes, sha256, .. } => (*sha256, bytes.len() as u64),
+                EntryContent::Directory => return None,
+            };
+            Some(InstalledRow {
+                path: relative_to(site, path),
+                hash: Some(hash),
+            })
+        })
+        .collect();
+    rows.push(InstalledRow {
+        path: relative_to(site, record),
+        hash: None,
+    });
+    record::write(rows)
+}
+
+/// Add every missing parent directory of every entry; a parent that is a file is an
+/// error.
+fn add_parent_directories(
+    entries: &mut BTreeMap<String, PlannedEntry>,
+    wheel: &str,
+) -> Result<(), WheelError> {
+    let files: Vec<String> = entries.keys().cloned().collect();
+    for file in &files {
+        for parent in parents(file) {
+            match entries.get(parent) {
+                Some(PlannedEntry {
+                    content: EntryContent::Directory,
+                    ..
+                }) => {}
+                Some(_) => {
+                    return Err(WheelError::FileDirectoryConflict {
+                        wheel: wheel.into(),
+                        destination: format!("/{parent}"),
+                    });
+                }
+                None => {
+                    entries.insert(
+                        parent.to_string(),
+                        PlannedEntry {
+                            tar_path: format!("{parent}/"),
+                            content: EntryContent::Directory,
+                        },
+                    );
                 }
             }
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// Find the one `{name}-{version}.dist-info` folder and check that it matches the
@@ -847,6 +990,83 @@ mod tests {
             EntryContent::Archived(file) => file.mode,
             EntryContent::Generated { mode, .. } => *mode,
         }
+    }
+
+    /// Bytecode goes to site-packages only, next to its source in `__pycache__`, with
+    /// RECORD rows; Python 2 sources are skipped; a pyc the wheel ships is replaced.
+    #[test]
+    fn ok_add_bytecode_to_site_packages_only() {
+        let compiler = PycCompiler::find(scheme().python, None)
+            .unwrap_or_else(|error| panic!("the test needs a host CPython 3.11: {error}"));
+        let folder = tempfile::tempdir().unwrap();
+        let stale = b"stale pyc shipped in the wheel";
+        let path = valid_wheel(
+            folder.path(),
+            &[
+                ("demo/__init__.py", b"x = 1\n", 0o644),
+                ("demo/py2.py", b"print 'old'\n", 0o644),
+                ("demo/__pycache__/__init__.cpython-311.pyc", stale, 0o644),
+                ("demo-1.0.data/purelib/pure.py", b"p = 1\n", 0o644),
+                (
+                    "demo-1.0.data/scripts/tool.py",
+                    b"#!python\nprint(1)\n",
+                    0o755,
+                ),
+                (
+                    "demo-1.0.data/data/share/demo/example.py",
+                    b"e = 1\n",
+                    0o644,
+                ),
+            ],
+        );
+        let mut install = plan_install(&path, FILENAME, &scheme()).unwrap();
+        let summary = install.add_bytecode(&compiler).unwrap();
+        assert_eq!(summary.compiled, 2);
+        assert_eq!(summary.skipped, [format!("/{SITE}/demo/py2.py")]);
+        let pycs: Vec<&str> = install
+            .files()
+            .map(|(path, _)| path)
+            .filter(|path| path.contains("__pycache__"))
+            .collect();
+        assert_eq!(
+            pycs,
+            [
+                format!("{SITE}/__pycache__/"),
+                format!("{SITE}/__pycache__/pure.cpython-311.pyc"),
+                format!("{SITE}/demo/__pycache__/"),
+                format!("{SITE}/demo/__pycache__/__init__.cpython-311.pyc"),
+            ]
+        );
+        let EntryContent::Generated { bytes, .. } = entry(
+            &install,
+            &format!("{SITE}/demo/__pycache__/__init__.cpython-311.pyc"),
+        ) else {
+            panic!("the shipped pyc is replaced")
+        };
+        assert_ne!(&bytes[..], stale);
+        let pyc_row = format!(
+            "demo/__pycache__/__init__.cpython-311.pyc,{},{}",
+            Sha256Digest::of(bytes).record(),
+            bytes.len()
+        );
+        let record = text(&install, &format!("{SITE}/demo-1.0.dist-info/RECORD"));
+        assert!(record.contains(&pyc_row), "{record}");
+        assert!(
+            record.contains("__pycache__/pure.cpython-311.pyc,sha256="),
+            "{record}"
+        );
+        assert!(record.contains("demo-1.0.dist-info/RECORD,,"), "{record}");
+        // Calling it again changes nothing.
+        let before: Vec<(String, Option<Sha256Digest>)> = install
+            .files()
+            .map(|(path, hash)| (path.to_string(), hash))
+            .collect();
+        install.add_bytecode(&compiler).unwrap();
+        let after: Vec<(String, Option<Sha256Digest>)> = install
+            .files()
+            .map(|(path, hash)| (path.to_string(), hash))
+            .collect();
+        assert_eq!(before, after);
     }
 
     #[test]

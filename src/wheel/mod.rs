@@ -2,10 +2,12 @@
 //! format, recording installed projects, entry points). [`plan_install`] validates a
 //! wheel and plans every layer entry of its install into a venv without unpacking
 //! anything; the layer writer then streams the planned files out of the zip, checking
-//! each against its RECORD hash. No bytecode is compiled (standards §3.8), and
+//! each against its RECORD hash. Bytecode is optional: [`WheelInstall::add_bytecode`]
+//! adds unchecked-hash pycs made by a host CPython ([`PycCompiler`], standards §3.8).
 //! `REQUESTED` and `direct_url.json` are left to the caller.
 
 mod archive;
+mod bytecode;
 mod error;
 pub mod filename;
 mod install;
@@ -15,8 +17,11 @@ mod scripts;
 #[cfg(test)]
 pub(crate) mod testing;
 
+pub use bytecode::{
+    BytecodeError, PycCompiler, PycOutcome, PycSource, UNCHECKED_HASH_FLAGS, pyc_header,
+};
 pub use error::{UnsafePathReason, WheelError};
-pub use install::{WheelInstall, check_collisions, plan_install};
+pub use install::{BytecodeSummary, WheelInstall, check_collisions, plan_install};
 pub use scheme::InstallScheme;
 pub use scripts::LAUNCHER_TEMPLATE_VERSION;
 
