@@ -2,12 +2,22 @@
 //! the CLI calls for `envbuild image`, and the one for `envbuild fetch`. Each step is a
 //! call into the stage modules; this module only wires them and adds context to their
 //! errors.
+//!
+//! A multi-platform build (`--platform linux/amd64,linux/arm64`) runs the per-platform
+//! steps once per platform from the same lockfile (each platform's own base manifest,
+//! target detection from that platform's files, wheel choice and layers), choosing every
+//! platform's wheels before anything is downloaded, so a platform the lockfile cannot
+//! serve fails the build up front and never yields a smaller index. Wheels are fetched
+//! once for all platforms, and the images are written together as one image index.
+//! Layers depend only on their wheels, prefix and interpreter, so a pure-Python layer is
+//! the same blob on every platform. Bases are read in one place ([`read_base`]) and
+//! images written in one place ([`write_output`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::cache::{Cache, CacheError, EntryKind, LayerRecord};
 use crate::digest::Sha256Digest;
@@ -15,7 +25,7 @@ use crate::fetch::{FetchError, FetchOptions, FetchProgress, FetchRequest};
 use crate::layer::plan::{LayerBudgetError, PlanInput, plan_layers};
 use crate::layer::{LayerBlob, LayerError};
 use crate::lock::{GroupSelection, Lock, LockError};
-use crate::oci::{BaseImage, ImageReference, ImageSettings, NewLayer, OciError};
+use crate::oci::{BaseImage, Image, ImageReference, ImageSettings, NewLayer, OciError};
 use crate::repro::{COMPRESSOR_ID, LAYER_FORMAT_VERSION, SourceDateEpoch};
 use crate::target::detect::{DetectError, detect_base};
 use crate::target::select::{ChosenWheel, SelectError, choose_wheels};
@@ -48,8 +58,10 @@ pub struct ImageBuild {
     pub base: ImageReference,
     /// Where to write the image.
     pub output: ImageReference,
-    /// Target settings given by the user.
-    pub target: TargetOverrides,
+    /// What to build: one entry per `--platform` (several make an image index), each
+    /// with the shared overrides; a single entry without a platform builds the base
+    /// image's platform. Never empty.
+    pub targets: Vec<TargetOverrides>,
     /// Install prefix of the virtual environment, e.g. `/opt/venv`.
     pub prefix: String,
     /// The cache folder.
@@ -108,9 +120,20 @@ pub enum BuildError {
         /// The flag that supplies it.
         flag: &'static str,
     },
-    /// No wheel fits for some packages.
+    /// No wheel fits for some packages (on one platform: the message names it).
     #[error(transparent)]
     Select(#[from] SelectError),
+    /// Several of the requested platforms cannot be served by the lockfile.
+    #[error(
+        "the lockfile cannot serve {} of the requested platforms ({}); lock wheels for them or leave them out of `--platform`:\n{}",
+        failures.len(),
+        failures.iter().map(|failure| failure.target.platform.to_string()).collect::<Vec<_>>().join(", "),
+        failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+    )]
+    UnservedPlatforms {
+        /// One error per platform that failed, in `--platform` order.
+        failures: Vec<SelectError>,
+    },
     /// A download failed or a wheel is missing offline.
     #[error(transparent)]
     Fetch(#[from] FetchError),
@@ -162,25 +185,75 @@ pub struct LayerReport {
 pub struct BaseReport {
     /// The reference as given.
     pub reference: String,
-    /// Its manifest digest.
+    /// Its manifest digest (for a multi-platform base, the chosen platform's).
     pub digest: Sha256Digest,
 }
 
-/// What `envbuild image --json` prints.
+/// One platform's image, as the report lists it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct BuildReport {
-    /// Manifest digest of the written image.
+pub struct ImageReport {
+    /// Digest of the image's manifest.
     pub digest: Sha256Digest,
-    /// The image's platform.
+    /// The image's platform, e.g. `linux/arm64`.
     pub platform: String,
     /// The target Python version.
     pub python: String,
-    /// The lockfile.
-    pub lock: String,
-    /// The base image.
+    /// The base image this platform stood on.
     pub base: BaseReport,
     /// Every layer, base first.
     pub layers: Vec<LayerReport>,
+}
+
+/// What `envbuild image --json` prints (`schemas/report.schema.json`). A one-platform
+/// build keeps the flat shape `{digest, platform, python, lock, base, layers}`; a
+/// multi-platform build prints `{digest, lock, images: [...]}` with the image index's
+/// digest and one [`ImageReport`] per platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildReport {
+    /// Digest of what was written: the manifest for one platform, the image index for
+    /// several.
+    pub digest: Sha256Digest,
+    /// The lockfile.
+    pub lock: String,
+    /// One image per platform, sorted by platform (the order of the image index).
+    pub images: Vec<ImageReport>,
+}
+
+impl Serialize for BuildReport {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Single<'a> {
+            digest: &'a Sha256Digest,
+            platform: &'a str,
+            python: &'a str,
+            lock: &'a str,
+            base: &'a BaseReport,
+            layers: &'a [LayerReport],
+        }
+        #[derive(Serialize)]
+        struct Multi<'a> {
+            digest: &'a Sha256Digest,
+            lock: &'a str,
+            images: &'a [ImageReport],
+        }
+        match self.images.as_slice() {
+            [image] => Single {
+                digest: &self.digest,
+                platform: &image.platform,
+                python: &image.python,
+                lock: &self.lock,
+                base: &image.base,
+                layers: &image.layers,
+            }
+            .serialize(serializer),
+            images => Multi {
+                digest: &self.digest,
+                lock: &self.lock,
+                images,
+            }
+            .serialize(serializer),
+        }
+    }
 }
 
 /// Progress callbacks of a build (the CLI draws them; the library only reports).
@@ -355,7 +428,9 @@ fn layer_from_cache_or_write(
     Ok((record, false))
 }
 
-/// Read a base image on a blocking thread (it streams whole layers through a hasher).
+/// Read the base image `reference` for `platform` (its only platform when `None`), on a
+/// blocking thread (it streams whole layers through a hasher). The one place a build
+/// reads a base: every transport is dispatched here.
 async fn read_base(
     reference: &ImageReference,
     platform: Option<&Platform>,
@@ -372,92 +447,202 @@ async fn read_base(
     .map_err(BuildError::from)
 }
 
-/// Build an image and write it. Returns the report the CLI prints.
+/// Write `images` (one per platform) to `output`, as one manifest or an image index,
+/// and return the digest of what was written. The one place a build writes its result:
+/// every transport is dispatched here.
+async fn write_output(
+    images: Vec<Image>,
+    output: &ImageReference,
+    cache: &Cache,
+) -> Result<Sha256Digest, BuildError> {
+    let cache = cache.clone();
+    let output = output.clone();
+    tokio::task::spawn_blocking(move || crate::oci::write_images(&images, &output, &cache))
+        .await
+        .map_err(|error| BuildError::Internal(error.to_string()))?
+        .map_err(BuildError::from)
+}
+
+/// One platform of a build, once its wheels are chosen.
+struct PlatformPlan {
+    base: BaseImage,
+    target: Target,
+    interpreter: String,
+    chosen: Vec<ChosenWheel>,
+}
+
+/// `message`, with the platform when the build has several.
+fn stage_label(message: &str, platform: Option<&Platform>, several: bool) -> String {
+    match (platform, several) {
+        (Some(platform), true) => format!("{message} ({platform})"),
+        _ => message.to_string(),
+    }
+}
+
+/// Build an image (or one per platform, as an image index) and write it. Returns the
+/// report the CLI prints.
 pub async fn build_image(
     settings: &ImageBuild,
     progress: Arc<dyn BuildProgress>,
 ) -> Result<BuildReport, BuildError> {
+    if settings.targets.is_empty() {
+        return Err(BuildError::Internal(
+            "a build was started with no target".to_string(),
+        ));
+    }
+    let several = settings.targets.len() > 1;
+    // Refuse an output that cannot take these platforms before any work is done.
+    let requested: Vec<String> = settings
+        .targets
+        .iter()
+        .map(|overrides| match &overrides.platform {
+            Some(platform) => platform.to_string(),
+            None => "the base image's platform".to_string(),
+        })
+        .collect();
+    crate::oci::check_output(&settings.output, &requested)?;
     let cache = Cache::open(&settings.cache_dir)?;
 
     progress.stage("reading lockfile");
     let lock = Lock::load(&settings.lock)?;
 
-    progress.stage("reading base image");
-    let base = read_base(&settings.base, settings.target.platform.as_ref(), &cache).await?;
-    let (target, interpreter) = resolve_target(&settings.target, &base, &cache)?;
-
-    progress.stage("selecting wheels");
-    let packages = lock.select(&target.marker_environment(), &settings.selection)?;
-    let chosen = choose_wheels(&packages, &target)?;
+    // Choose every platform's wheels first: a platform the lock cannot serve fails the
+    // build before anything is downloaded, and every such platform is reported at once.
+    let mut plans = Vec::with_capacity(settings.targets.len());
+    let mut unserved = Vec::new();
+    for overrides in &settings.targets {
+        progress.stage(&stage_label(
+            "reading base image",
+            overrides.platform.as_ref(),
+            several,
+        ));
+        let base = read_base(&settings.base, overrides.platform.as_ref(), &cache).await?;
+        let (target, interpreter) = resolve_target(overrides, &base, &cache)?;
+        progress.stage(&stage_label(
+            "selecting wheels",
+            overrides.platform.as_ref(),
+            several,
+        ));
+        let packages = lock.select(&target.marker_environment(), &settings.selection)?;
+        match choose_wheels(&packages, &target) {
+            Ok(chosen) => plans.push(PlatformPlan {
+                base,
+                target,
+                interpreter,
+                chosen,
+            }),
+            Err(error) => unserved.push(error),
+        }
+    }
+    match unserved.len() {
+        0 => {}
+        1 => return Err(BuildError::Select(unserved.remove(0))),
+        _ => return Err(BuildError::UnservedPlatforms { failures: unserved }),
+    }
 
     progress.stage("fetching wheels");
-    let requests = fetch_requests(&chosen);
+    // One download per wheel, however many platforms install it.
+    let mut unique: BTreeMap<Sha256Digest, FetchRequest> = BTreeMap::new();
+    for plan in &plans {
+        for request in fetch_requests(&plan.chosen) {
+            if let Some(sha256) = request.artifact.sha256 {
+                unique.entry(sha256).or_insert(request);
+            }
+        }
+    }
+    let requests: Vec<FetchRequest> = unique.into_values().collect();
     let fetch_progress: Arc<dyn FetchProgress> = progress.clone() as Arc<dyn FetchProgress>;
-    let wheel_paths =
-        crate::fetch::fetch_all(&requests, &cache, &settings.fetch, fetch_progress).await?;
+    let paths = crate::fetch::fetch_all(&requests, &cache, &settings.fetch, fetch_progress).await?;
+    let wheel_files: BTreeMap<Sha256Digest, PathBuf> = requests
+        .iter()
+        .zip(paths)
+        .filter_map(|(request, path)| Some((request.artifact.sha256?, path)))
+        .collect();
 
-    progress.stage("installing wheels into layers");
-    let scheme = InstallScheme {
-        prefix: settings.prefix.clone(),
-        python: target.python,
-        interpreter: interpreter.clone(),
-    };
-    let (layer_reports, new_layers) = {
-        let settings = settings.clone();
-        let cache = cache.clone();
-        let progress = progress.clone();
-        let base = base.clone();
-        tokio::task::spawn_blocking(move || {
-            write_layers(
-                &settings,
-                &cache,
-                &scheme,
-                &chosen,
-                &wheel_paths,
-                &base,
-                progress.as_ref(),
-            )
-        })
-        .await
-        .map_err(|error| BuildError::Internal(error.to_string()))??
-    };
+    let mut images = Vec::with_capacity(plans.len());
+    let mut reports = Vec::with_capacity(plans.len());
+    for plan in plans {
+        progress.stage(&stage_label(
+            "installing wheels into layers",
+            Some(&plan.target.platform),
+            several,
+        ));
+        let wheel_paths = plan
+            .chosen
+            .iter()
+            .map(|wheel| {
+                wheel
+                    .artifact
+                    .sha256
+                    .and_then(|sha256| wheel_files.get(&sha256).cloned())
+                    .ok_or_else(|| {
+                        BuildError::Internal(format!(
+                            "wheel `{}` was not fetched",
+                            wheel.artifact.filename
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<PathBuf>, BuildError>>()?;
+        let scheme = InstallScheme {
+            prefix: settings.prefix.clone(),
+            python: plan.target.python,
+            interpreter: plan.interpreter.clone(),
+        };
+        let (layer_reports, new_layers) = {
+            let settings = settings.clone();
+            let cache = cache.clone();
+            let progress = progress.clone();
+            let base = plan.base.clone();
+            let chosen = plan.chosen.clone();
+            tokio::task::spawn_blocking(move || {
+                write_layers(
+                    &settings,
+                    &cache,
+                    &scheme,
+                    &chosen,
+                    &wheel_paths,
+                    &base,
+                    progress.as_ref(),
+                )
+            })
+            .await
+            .map_err(|error| BuildError::Internal(error.to_string()))??
+        };
+        let image = crate::oci::assemble(&plan.base, &new_layers, &settings.image, settings.epoch)?;
+        let mut layers: Vec<LayerReport> = plan
+            .base
+            .layers
+            .iter()
+            .zip(plan.base.diff_ids.iter())
+            .map(|(descriptor, diff_id)| LayerReport {
+                kind: "base",
+                digest: descriptor.digest,
+                diff_id: *diff_id,
+                size: descriptor.size,
+                packages: Vec::new(),
+            })
+            .collect();
+        layers.extend(layer_reports);
+        reports.push(ImageReport {
+            digest: image.manifest_digest,
+            platform: image.platform.to_string(),
+            python: plan.target.python.to_string(),
+            base: BaseReport {
+                reference: plan.base.reference.clone(),
+                digest: plan.base.manifest_digest,
+            },
+            layers,
+        });
+        images.push(image);
+    }
 
     progress.stage("writing image");
-    let image = crate::oci::assemble(&base, &new_layers, &settings.image, settings.epoch)?;
-    let digest = {
-        let cache = cache.clone();
-        let output = settings.output.clone();
-        let image = image.clone();
-        tokio::task::spawn_blocking(move || {
-            crate::oci::write_images(std::slice::from_ref(&image), &output, &cache)
-        })
-        .await
-        .map_err(|error| BuildError::Internal(error.to_string()))??
-    };
-
-    let mut layers: Vec<LayerReport> = base
-        .layers
-        .iter()
-        .zip(base.diff_ids.iter())
-        .map(|(descriptor, diff_id)| LayerReport {
-            kind: "base",
-            digest: descriptor.digest,
-            diff_id: *diff_id,
-            size: descriptor.size,
-            packages: Vec::new(),
-        })
-        .collect();
-    layers.extend(layer_reports);
+    let digest = write_output(images, &settings.output, &cache).await?;
+    reports.sort_by(|left, right| left.platform.cmp(&right.platform));
     Ok(BuildReport {
         digest,
-        platform: target.platform.to_string(),
-        python: target.python.to_string(),
         lock: settings.lock.display().to_string(),
-        base: BaseReport {
-            reference: base.reference.clone(),
-            digest: base.manifest_digest,
-        },
-        layers,
+        images: reports,
     })
 }
 
@@ -612,4 +797,121 @@ pub async fn fetch(run: &FetchRun, progress: Arc<dyn FetchProgress>) -> Result<u
     let requests: Vec<FetchRequest> = requests.into_values().collect();
     crate::fetch::fetch_all(&requests, &cache, &run.fetch, progress).await?;
     Ok(requests.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn digest(text: &str) -> Sha256Digest {
+        Sha256Digest::of(text.as_bytes())
+    }
+
+    fn image(platform: &str) -> ImageReport {
+        ImageReport {
+            digest: digest(platform),
+            platform: platform.to_string(),
+            python: "3.11.2".to_string(),
+            base: BaseReport {
+                reference: "oci:/images/base:py311".to_string(),
+                digest: digest("base"),
+            },
+            layers: vec![LayerReport {
+                kind: "venv",
+                digest: digest("venv"),
+                diff_id: digest("venv diff"),
+                size: 320,
+                packages: Vec::new(),
+            }],
+        }
+    }
+
+    fn schema_errors(report: &Value) -> Vec<String> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/report.schema.json");
+        let schema: Value = serde_json::from_slice(&fs_err::read(path).unwrap()).unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        validator
+            .iter_errors(report)
+            .map(|error| error.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn ok_one_platform_report_keeps_the_flat_shape() {
+        let report = BuildReport {
+            digest: digest("linux/amd64"),
+            lock: "pylock.toml".to_string(),
+            images: vec![image("linux/amd64")],
+        };
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(
+            json.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["base", "digest", "layers", "lock", "platform", "python"]
+        );
+        assert_eq!(json["platform"], "linux/amd64");
+        assert_eq!(json["digest"], digest("linux/amd64").oci());
+        assert_eq!(json["layers"][0]["kind"], "venv");
+        assert_eq!(schema_errors(&json), Vec::<String>::new());
+    }
+
+    #[test]
+    fn ok_multi_platform_report_lists_images() {
+        let report = BuildReport {
+            digest: digest("index"),
+            lock: "pylock.toml".to_string(),
+            images: vec![image("linux/amd64"), image("linux/arm64")],
+        };
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(
+            json.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["digest", "images", "lock"]
+        );
+        assert_eq!(json["digest"], digest("index").oci());
+        assert_eq!(json["images"][1]["platform"], "linux/arm64");
+        assert_eq!(json["images"][1]["digest"], digest("linux/arm64").oci());
+        assert_eq!(schema_errors(&json), Vec::<String>::new());
+        // The shapes do not mix: a multi-platform report with a top-level platform fails.
+        let mut mixed = json.clone();
+        mixed["platform"] = json!("linux/amd64");
+        assert!(!schema_errors(&mixed).is_empty());
+    }
+
+    #[test]
+    fn err_unserved_platforms_name_each_platform_and_package() {
+        use crate::lock::PackageName;
+        use crate::target::select::SelectProblem;
+        let failure = |platform: &str| SelectError {
+            target: Box::new(Target {
+                platform: platform.parse().unwrap(),
+                python: "3.11".parse().unwrap(),
+                libc: Libc::Glibc {
+                    major: 2,
+                    minor: 36,
+                },
+                allow_linux_tag: false,
+            }),
+            problems: vec![SelectProblem::NoCompatibleWheel {
+                name: PackageName::normalize("markupsafe"),
+                version: Some("3.0.4".to_string()),
+                offered: vec!["markupsafe-3.0.4-cp311-cp311-manylinux2014_x86_64.whl".to_string()],
+                has_sdist: false,
+                preferred: vec!["cp311-cp311-manylinux_2_36_aarch64".to_string()],
+            }],
+        };
+        let error = BuildError::UnservedPlatforms {
+            failures: vec![failure("linux/arm64"), failure("linux/s390x")],
+        };
+        let message = error.to_string();
+        assert!(
+            message.starts_with(
+                "the lockfile cannot serve 2 of the requested platforms (linux/arm64, linux/s390x)"
+            ),
+            "{message}"
+        );
+        assert!(message.contains("CPython 3.11 on linux/arm64"), "{message}");
+        assert!(message.contains("CPython 3.11 on linux/s390x"), "{message}");
+        assert!(message.contains("`markupsafe` 3.0.4"), "{message}");
+    }
 }

@@ -42,8 +42,10 @@ struct SelectionArgs {
     /// The lockfile (`pylock.toml` or `pylock.<name>.toml`).
     #[arg(long, value_name = "FILE")]
     lock: PathBuf,
-    /// Target platform, e.g. `linux/amd64` or `linux/arm64` (default: the base image's);
-    /// `fetch` takes several, comma-separated.
+    /// Target platform, e.g. `linux/amd64` or `linux/arm64` (default: the base image's).
+    /// Several, comma-separated (`linux/amd64,linux/arm64`): `image` builds one image per
+    /// platform from the same lockfile and writes an image index; `fetch` fills the cache
+    /// for all of them.
     #[arg(long, value_name = "OS/ARCH", value_delimiter = ',')]
     platform: Vec<Platform>,
     /// Target Python version, `X.Y` or `X.Y.Z` (default: detected from the base image).
@@ -82,10 +84,13 @@ struct SelectionArgs {
 struct ImageArgs {
     #[command(flatten)]
     selection: SelectionArgs,
-    /// Base image holding the interpreter: `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`.
+    /// Base image holding the interpreter: `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`; for
+    /// several platforms, an image index that has them all.
     #[arg(long, value_name = "REF")]
     base: ImageReference,
-    /// Where to write the image: `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`.
+    /// Where to write the image: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, or
+    /// `docker-archive:FILE[:NAME[:TAG]]` for `docker load` / `podman load` (one platform;
+    /// the file name cannot contain `:`, e.g. `docker-archive:app.tar:myapp:1.0`).
     #[arg(long, value_name = "REF")]
     output: ImageReference,
     /// The base image's Python interpreter, an absolute path (default: detected).
@@ -118,7 +123,8 @@ struct ImageArgs {
     /// Manifest annotation (repeatable).
     #[arg(long = "annotation", value_name = "K=V")]
     annotations: Vec<String>,
-    /// Print a JSON report on stdout instead of the digest.
+    /// Print a JSON report on stdout instead of the digest (schemas/report.schema.json;
+    /// a multi-platform build lists each platform's image under `images`).
     #[arg(long)]
     json: bool,
 }
@@ -215,6 +221,26 @@ fn resolve_overrides(
     })
 }
 
+/// One target per `--platform` (refusing one given twice), or one with no platform.
+fn resolve_targets(
+    args: &SelectionArgs,
+    interpreter: Option<String>,
+) -> Result<Vec<TargetOverrides>> {
+    if args.platform.is_empty() {
+        return Ok(vec![resolve_overrides(args, None, interpreter)?]);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for platform in &args.platform {
+        if !seen.insert(platform) {
+            bail!("`--platform` names `{platform}` twice; give each platform once");
+        }
+    }
+    args.platform
+        .iter()
+        .map(|platform| resolve_overrides(args, Some(platform.clone()), interpreter.clone()))
+        .collect()
+}
+
 fn resolve_image(args: ImageArgs, epoch: SourceDateEpoch) -> Result<(ImageBuild, bool)> {
     let ImageArgs {
         selection,
@@ -242,11 +268,7 @@ fn resolve_image(args: ImageArgs, epoch: SourceDateEpoch) -> Result<(ImageBuild,
         bail!("`--interpreter {path}` must be an absolute path inside the image");
     }
     let common = resolve_common(&selection);
-    let platform = match selection.platform.as_slice() {
-        [] => None,
-        [one] => Some(one.clone()),
-        _ => bail!("`envbuild image` builds one platform at a time; give `--platform` once"),
-    };
+    let targets = resolve_targets(&selection, interpreter)?;
     let image = ImageSettings {
         env: env
             .iter()
@@ -276,7 +298,7 @@ fn resolve_image(args: ImageArgs, epoch: SourceDateEpoch) -> Result<(ImageBuild,
     let build = ImageBuild {
         lock: selection.lock.clone(),
         selection: common.selection,
-        target: resolve_overrides(&selection, platform, interpreter)?,
+        targets,
         base,
         output,
         prefix,
@@ -364,17 +386,7 @@ fn run(cli: Cli) -> Result<()> {
                 lock: args.selection.lock.clone(),
                 selection: common.selection,
                 base: args.base,
-                targets: if args.selection.platform.is_empty() {
-                    vec![resolve_overrides(&args.selection, None, None)?]
-                } else {
-                    args.selection
-                        .platform
-                        .iter()
-                        .map(|platform| {
-                            resolve_overrides(&args.selection, Some(platform.clone()), None)
-                        })
-                        .collect::<Result<_>>()?
-                },
+                targets: resolve_targets(&args.selection, None)?,
                 cache_dir: common.cache_dir,
                 fetch: common.fetch,
             };

@@ -165,20 +165,41 @@ impl Blob {
     }
 }
 
-/// Write a layout as a deterministic tar to `writer`: entries sorted by path
-/// (`blobs/`, `blobs/sha256/`, the blobs by digest, `index.json`, `oci-layout`),
-/// directories present, and every header fixed by [`repro::tar_header`] with mtime 0.
-/// The mtime is 0 rather than SOURCE_DATE_EPOCH because everything in the archive is
-/// already pinned by digest, so the archive is a pure function of its layout.
+/// Write a layout as a deterministic tar to `writer`: entries sorted by path, so
+/// `blobs/`, `blobs/sha256/` and the blobs by digest come between the top-level `files`
+/// that sort before and after `blobs/` (`index.json`, `oci-layout`, and for a
+/// docker-archive `manifest.json` and `repositories`), directories present, and every
+/// header fixed by [`repro::tar_header`] with mtime 0. The mtime is 0 rather than
+/// SOURCE_DATE_EPOCH because everything in the archive is already pinned by digest, so
+/// the archive is a pure function of its layout. Every archive envbuild writes goes
+/// through here (`oci-archive:` and `docker-archive:`).
 pub(crate) fn write_layout_tar(
     writer: &mut dyn io::Write,
     target: &Path,
     blobs: &BTreeMap<Sha256Digest, Blob>,
-    index_json: &[u8],
-    oci_layout: &[u8],
+    files: &BTreeMap<String, Vec<u8>>,
 ) -> Result<(), OciError> {
     let epoch = SourceDateEpoch::from_seconds(0);
     let mut builder = tar::Builder::new(writer);
+    let append_file = |builder: &mut tar::Builder<&mut dyn io::Write>,
+                       name: &str,
+                       bytes: &[u8]|
+     -> Result<(), OciError> {
+        let mut header = repro::tar_header(
+            tar::EntryType::Regular,
+            repro::FILE_MODE,
+            bytes.len() as u64,
+            epoch,
+        );
+        builder
+            .append_data(&mut header, name, bytes)
+            .map_err(io_error(target))
+    };
+    let (before, after): (Vec<_>, Vec<_>) =
+        files.iter().partition(|(name, _)| name.as_str() < "blobs/");
+    for (name, bytes) in before {
+        append_file(&mut builder, name, bytes)?;
+    }
     for folder in ["blobs/", "blobs/sha256/"] {
         let mut header = repro::tar_header(tar::EntryType::Directory, repro::DIR_MODE, 0, epoch);
         builder
@@ -214,16 +235,8 @@ pub(crate) fn write_layout_tar(
             });
         }
     }
-    for (name, bytes) in [("index.json", index_json), ("oci-layout", oci_layout)] {
-        let mut header = repro::tar_header(
-            tar::EntryType::Regular,
-            repro::FILE_MODE,
-            bytes.len() as u64,
-            epoch,
-        );
-        builder
-            .append_data(&mut header, name, bytes)
-            .map_err(io_error(target))?;
+    for (name, bytes) in after {
+        append_file(&mut builder, name, bytes)?;
     }
     builder
         .into_inner()

@@ -242,6 +242,38 @@ pub enum OciError {
         /// What is there.
         reason: String,
     },
+    /// The base reference uses a transport envbuild does not read bases from.
+    #[error(
+        "cannot read base image `{reference}`: envbuild does not read bases through `{transport}:` (yet); copy it into a layout with `skopeo copy {reference} oci:DIR:TAG` and pass `--base oci:DIR:TAG`"
+    )]
+    UnsupportedBaseTransport {
+        /// The base reference.
+        reference: String,
+        /// The transport, e.g. `docker-archive`.
+        transport: &'static str,
+    },
+    /// The output reference uses a transport envbuild does not write (yet).
+    #[error(
+        "cannot write image `{reference}`: envbuild does not write through `{transport}:` yet; write `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or `docker-archive:FILE[:NAME[:TAG]]`, then copy it with `skopeo copy`"
+    )]
+    UnsupportedOutputTransport {
+        /// The output reference.
+        reference: String,
+        /// The transport, e.g. `docker`.
+        transport: &'static str,
+    },
+    /// Several platforms were requested for an output that holds one.
+    #[error(
+        "cannot write image `{reference}`: a docker-archive holds one platform, but {} were requested ({}); build one platform with `--platform`, or write the image index to `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`",
+        platforms.len(),
+        list(platforms)
+    )]
+    SinglePlatformOutput {
+        /// The output reference.
+        reference: String,
+        /// The platforms requested or built.
+        platforms: Vec<String>,
+    },
     /// The output tag is not a valid tag.
     #[error(
         "`{tag}` in `{reference}` is not a valid tag: use letters, digits and single `.`, `_` or `-` between them, at most 128 characters"

@@ -64,6 +64,12 @@ pub fn read_base(
             let index = imported.check_layout(&name)?;
             (BlobStore::Cache, index)
         }
+        ImageReference::DockerArchive { .. } | ImageReference::Registry(_) => {
+            return Err(OciError::UnsupportedBaseTransport {
+                reference: name,
+                transport: reference.transport(),
+            });
+        }
     };
     let reader = Reader { name, store, cache };
     let index: ImageIndex = reader.parse_json(&index_bytes, "`index.json`")?;

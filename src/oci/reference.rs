@@ -1,21 +1,37 @@
 //! Image references in the containers/image transport syntax that skopeo and podman
-//! use: `oci:DIR[:TAG]` and `oci-archive:FILE[:TAG]`.
+//! use: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:NAME[:TAG]]`
+//! and `docker://HOST/REPO[:TAG|@DIGEST]`.
 //!
-//! Splitting the path from the tag: containers/image splits at the *first* `:`, so its
-//! paths cannot contain one. envbuild accepts such paths by splitting at the *last*
-//! `:` instead, and only when what follows is a valid tag (see [`is_valid_tag`]);
-//! otherwise the whole text is the path. So `oci:/srv/a:b/out` is the folder
-//! `/srv/a:b/out` with no tag, and `oci:/srv/a:b/out:v1` is that folder with tag `v1`.
-//! A trailing `:` means "no tag" explicitly: `oci-archive:/srv/image:v1:` is the file
+//! Splitting the path from the tag of `oci:` and `oci-archive:`: containers/image splits
+//! at the *first* `:`, so its paths cannot contain one. envbuild accepts such paths by
+//! splitting at the *last* `:` instead, and only when what follows is a valid tag (see
+//! [`is_valid_tag`]); otherwise the whole text is the path. So `oci:/srv/a:b/out` is the
+//! folder `/srv/a:b/out` with no tag, and `oci:/srv/a:b/out:v1` is that folder with tag
+//! `v1`. A trailing `:` means "no tag" explicitly: `oci-archive:/srv/image:v1:` is the file
 //! `/srv/image:v1` with no tag. [`ImageReference`]'s `Display` adds that `:` when it is
 //! needed, so rendering and parsing round-trip.
+//!
+//! `docker-archive:` follows containers/image exactly, because what follows the path is
+//! an image *name* that may itself hold `:` and `/`: the path ends at the first `:`, and
+//! the rest is a Docker reference normalized as `docker load` and podman read it
+//! (`myapp:1.0` is `docker.io/library/myapp:1.0`; no tag means `latest`; a digest is
+//! refused). So its path cannot contain `:`, and a lone `docker-archive:app.tar:1.0`
+//! names the image `1.0:latest`, as it would for skopeo; write `NAME:TAG`.
+//!
+//! `docker://` references are parsed but only kept as text here: the registry client
+//! reads them (see [`crate::registry`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use crate::registry::{RegistryReference, RegistryReferenceError};
+
 /// Longest tag Docker and the OCI distribution spec accept.
 const MAX_TAG_LENGTH: usize = 128;
+
+/// The tag a docker-archive name without one gets (containers/image `TagNameOnly`).
+const DEFAULT_TAG: &str = "latest";
 
 /// Where an image is read from or written to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,28 +51,56 @@ pub enum ImageReference {
         /// The tag: the `org.opencontainers.image.ref.name` annotation in `index.json`.
         tag: Option<String>,
     },
+    /// A tar file for `docker load` and `podman load`: `docker-archive:FILE[:NAME[:TAG]]`
+    /// (write only).
+    DockerArchive {
+        /// The tar file.
+        path: PathBuf,
+        /// The name `docker load` gives the image (`RepoTags` in `manifest.json`),
+        /// normalized, with its tag always set (`latest` when none was written) and no
+        /// digest. `None`: the image loads untagged.
+        name: Option<RegistryReference>,
+    },
+    /// An image in a registry: `docker://REFERENCE`, holding the text after
+    /// `docker://` as written. Not read or written yet: the registry client will be.
+    Registry(String),
 }
 
 impl ImageReference {
-    /// The folder or file the reference names.
-    pub fn path(&self) -> &Path {
+    /// The folder or file the reference names; `None` for a registry.
+    pub fn path(&self) -> Option<&Path> {
         match self {
-            Self::OciLayout { path, .. } | Self::OciArchive { path, .. } => path,
+            Self::OciLayout { path, .. }
+            | Self::OciArchive { path, .. }
+            | Self::DockerArchive { path, .. } => Some(path),
+            Self::Registry(_) => None,
         }
     }
 
-    /// The tag, if one was given.
+    /// The tag, if one was given: for a docker-archive, the tag of its name.
     pub fn tag(&self) -> Option<&str> {
         match self {
             Self::OciLayout { tag, .. } | Self::OciArchive { tag, .. } => tag.as_deref(),
+            Self::DockerArchive { name, .. } => name.as_ref().map(RegistryReference::tag_or_latest),
+            Self::Registry(_) => None,
         }
     }
 
-    fn transport(&self) -> &'static str {
+    /// The transport name, e.g. `oci-archive`.
+    pub fn transport(&self) -> &'static str {
         match self {
             Self::OciLayout { .. } => "oci",
             Self::OciArchive { .. } => "oci-archive",
+            Self::DockerArchive { .. } => "docker-archive",
+            Self::Registry(_) => "docker",
         }
+    }
+
+    /// How many platforms the destination can hold: an image index holds any number,
+    /// a docker-archive one (the graph-driver loader filters by platform, and duplicate
+    /// `RepoTags` across platforms clash; standards §5.7).
+    pub fn holds_several_platforms(&self) -> bool {
+        !matches!(self, Self::DockerArchive { .. })
     }
 }
 
@@ -66,17 +110,17 @@ impl ImageReference {
 pub enum ReferenceError {
     /// The transport exists in containers/image but envbuild cannot use it yet.
     #[error(
-        "image reference `{reference}` uses the `{transport}` transport, which is not supported yet; use `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`"
+        "image reference `{reference}` uses the `{transport}` transport, which is not supported yet; use `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or `docker-archive:FILE[:NAME[:TAG]]`"
     )]
     UnsupportedTransport {
         /// The reference as given.
         reference: String,
-        /// The transport name, e.g. `docker`.
+        /// The transport name, e.g. `docker-daemon`.
         transport: String,
     },
     /// The text does not start with a known transport.
     #[error(
-        "image reference `{reference}` has no known transport; write `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`"
+        "image reference `{reference}` has no known transport; write `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE[:NAME[:TAG]]` or `docker://HOST/REPOSITORY[:TAG]`"
     )]
     UnknownTransport {
         /// The reference as given.
@@ -90,12 +134,35 @@ pub enum ReferenceError {
         /// The transport name.
         transport: String,
     },
+    /// `docker://` is followed by nothing.
+    #[error("image reference `{reference}` names no image; write `docker://HOST/REPOSITORY[:TAG]`")]
+    EmptyRegistryReference {
+        /// The reference as given.
+        reference: String,
+    },
+    /// The image name of a docker-archive is not a valid Docker reference.
+    #[error(
+        "image reference `{reference}` gives the docker-archive an invalid image name (the part after the file's first `:`, so the file name cannot contain `:`); write `docker-archive:FILE:NAME:TAG`, e.g. `docker-archive:app.tar:myapp:1.0`"
+    )]
+    InvalidArchiveName {
+        /// The reference as given.
+        reference: String,
+        /// Why the name is invalid.
+        #[source]
+        source: RegistryReferenceError,
+    },
+    /// The image name of a docker-archive has a digest.
+    #[error(
+        "image reference `{reference}` names the docker-archive image by digest, but `docker load` needs a name and tag; write `docker-archive:FILE:NAME:TAG`"
+    )]
+    DigestInArchiveName {
+        /// The reference as given.
+        reference: String,
+    },
 }
 
 /// Transports containers/image knows that envbuild does not (yet) read or write.
 const UNSUPPORTED_TRANSPORTS: &[&str] = &[
-    "docker",
-    "docker-archive",
     "docker-daemon",
     "containers-storage",
     "dir",
@@ -116,6 +183,18 @@ impl FromStr for ImageReference {
         let make: fn(PathBuf, Option<String>) -> Self = match transport {
             "oci" => |path, tag| Self::OciLayout { path, tag },
             "oci-archive" => |path, tag| Self::OciArchive { path, tag },
+            "docker-archive" => return parse_docker_archive(text, rest),
+            "docker" => {
+                return match rest.strip_prefix("//") {
+                    Some("") => Err(ReferenceError::EmptyRegistryReference {
+                        reference: text.to_string(),
+                    }),
+                    Some(reference) => Ok(Self::Registry(reference.to_string())),
+                    None => Err(ReferenceError::UnknownTransport {
+                        reference: text.to_string(),
+                    }),
+                };
+            }
             other if UNSUPPORTED_TRANSPORTS.contains(&other) => {
                 return Err(ReferenceError::UnsupportedTransport {
                     reference: text.to_string(),
@@ -139,6 +218,61 @@ impl FromStr for ImageReference {
     }
 }
 
+/// `docker-archive:FILE[:NAME[:TAG]]` as containers/image parses it (`docker/archive`
+/// `ParseReference`): the path ends at the first `:`; the rest is a normalized Docker
+/// name, tagged `latest` when it has no tag, and never a digest. A trailing `:` with
+/// nothing after it means no name.
+fn parse_docker_archive(text: &str, rest: &str) -> Result<ImageReference, ReferenceError> {
+    let (path, name) = match rest.split_once(':') {
+        Some((path, "")) => (path, None),
+        Some((path, name)) => (path, Some(name)),
+        None => (rest, None),
+    };
+    if path.is_empty() {
+        return Err(ReferenceError::EmptyPath {
+            reference: text.to_string(),
+            transport: "docker-archive".to_string(),
+        });
+    }
+    let name = match name {
+        None => None,
+        Some(name) => {
+            let mut parsed: RegistryReference =
+                name.parse()
+                    .map_err(|source| ReferenceError::InvalidArchiveName {
+                        reference: text.to_string(),
+                        source,
+                    })?;
+            if parsed.digest.is_some() {
+                return Err(ReferenceError::DigestInArchiveName {
+                    reference: text.to_string(),
+                });
+            }
+            parsed.tag.get_or_insert_with(|| DEFAULT_TAG.to_string());
+            Some(parsed)
+        }
+    };
+    Ok(ImageReference::DockerArchive {
+        path: PathBuf::from(path),
+        name,
+    })
+}
+
+/// The short form `docker load` prints and `RepoTags` holds (distribution's
+/// `FamiliarString`): Docker Hub's `docker.io/` and `library/` prefixes dropped, e.g.
+/// `myapp:1.0` for `docker.io/library/myapp:1.0`, `localhost/app:1` stays as it is.
+pub fn familiar_name(reference: &RegistryReference) -> String {
+    let repository = if reference.registry == crate::registry::DOCKER_HUB {
+        match reference.repository.strip_prefix("library/") {
+            Some(short) if !short.contains('/') => short.to_string(),
+            _ => reference.repository.clone(),
+        }
+    } else {
+        format!("{}/{}", reference.registry, reference.repository)
+    };
+    format!("{repository}:{}", reference.tag_or_latest())
+}
+
 /// Split `PATH[:TAG]` at the last `:` when what follows is empty (explicitly no tag)
 /// or a valid tag; otherwise all of it is the path.
 fn split_path_and_tag(text: &str) -> (&str, Option<&str>) {
@@ -151,7 +285,17 @@ fn split_path_and_tag(text: &str) -> (&str, Option<&str>) {
 
 impl fmt::Display for ImageReference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let path = self.path().to_string_lossy();
+        let path = match self {
+            Self::Registry(reference) => return write!(f, "docker://{reference}"),
+            Self::DockerArchive { path, name } => {
+                write!(f, "docker-archive:{}", path.to_string_lossy())?;
+                return match name {
+                    Some(name) => write!(f, ":{}", familiar_name(name)),
+                    None => Ok(()),
+                };
+            }
+            Self::OciLayout { path, .. } | Self::OciArchive { path, .. } => path.to_string_lossy(),
+        };
         write!(f, "{}:{path}", self.transport())?;
         match self.tag() {
             Some(tag) => write!(f, ":{tag}"),
@@ -263,19 +407,130 @@ mod tests {
         }
     }
 
+    fn docker_archive(path: &str, name: Option<&str>) -> ImageReference {
+        ImageReference::DockerArchive {
+            path: path.into(),
+            name: name.map(|name| name.parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn ok_docker_archive_names_as_containers_image_reads_them() {
+        let cases = [
+            ("docker-archive:/tmp/app.tar", None, None),
+            (
+                "docker-archive:/tmp/app.tar:myapp:1.0",
+                Some("docker.io/library/myapp:1.0"),
+                Some("myapp:1.0"),
+            ),
+            (
+                "docker-archive:app.tar:myapp",
+                Some("docker.io/library/myapp:latest"),
+                Some("myapp:latest"),
+            ),
+            (
+                "docker-archive:app.tar:team/app:v2",
+                Some("docker.io/team/app:v2"),
+                Some("team/app:v2"),
+            ),
+            (
+                "docker-archive:app.tar:localhost/app:1",
+                Some("localhost/app:1"),
+                Some("localhost/app:1"),
+            ),
+            (
+                "docker-archive:app.tar:registry.test:5000/a/b:c",
+                Some("registry.test:5000/a/b:c"),
+                Some("registry.test:5000/a/b:c"),
+            ),
+            // As for skopeo, a lone `1.0` is a name (tagged `latest`), not a tag.
+            (
+                "docker-archive:app.tar:1.0",
+                Some("docker.io/library/1.0:latest"),
+                Some("1.0:latest"),
+            ),
+            ("docker-archive:app.tar:", None, None),
+        ];
+        for (text, full, familiar) in cases {
+            let parsed: ImageReference = text.parse().unwrap();
+            let ImageReference::DockerArchive { name, .. } = &parsed else {
+                panic!("{text} parsed as {parsed:?}");
+            };
+            assert_eq!(
+                name.as_ref().map(|n| n.to_string()).as_deref(),
+                full,
+                "{text}"
+            );
+            assert_eq!(
+                name.as_ref().map(familiar_name).as_deref(),
+                familiar,
+                "{text}"
+            );
+            assert_eq!(
+                parsed.to_string().parse::<ImageReference>().unwrap(),
+                parsed
+            );
+            assert!(!parsed.holds_several_platforms());
+        }
+        let parsed: ImageReference = "docker-archive:/tmp/app.tar:myapp:1.0".parse().unwrap();
+        assert_eq!(parsed, docker_archive("/tmp/app.tar", Some("myapp:1.0")));
+        assert_eq!(parsed.tag(), Some("1.0"));
+        assert_eq!(parsed.path(), Some(Path::new("/tmp/app.tar")));
+        assert_eq!(parsed.to_string(), "docker-archive:/tmp/app.tar:myapp:1.0");
+    }
+
+    #[test]
+    fn err_docker_archive_names() {
+        for text in [
+            "docker-archive:app.tar:MyApp:1",
+            "docker-archive:app.tar:app:bad tag",
+            "docker-archive:app.tar:a//b",
+        ] {
+            let error = text.parse::<ImageReference>().unwrap_err();
+            assert!(
+                matches!(error, ReferenceError::InvalidArchiveName { .. }),
+                "{text}: {error}"
+            );
+            assert!(error.to_string().contains("NAME:TAG"), "{error}");
+        }
+        let digest = format!("docker-archive:app.tar:app@sha256:{}", "a".repeat(64));
+        let error = digest.parse::<ImageReference>().unwrap_err();
+        assert!(
+            matches!(error, ReferenceError::DigestInArchiveName { .. }),
+            "{error}"
+        );
+        let error = "docker-archive::app:1"
+            .parse::<ImageReference>()
+            .unwrap_err();
+        assert!(matches!(error, ReferenceError::EmptyPath { .. }), "{error}");
+    }
+
+    #[test]
+    fn ok_registry_references_are_kept_as_text() {
+        let parsed: ImageReference = "docker://127.0.0.1:5000/team/app:1".parse().unwrap();
+        assert_eq!(
+            parsed,
+            ImageReference::Registry("127.0.0.1:5000/team/app:1".to_string())
+        );
+        assert_eq!(parsed.to_string(), "docker://127.0.0.1:5000/team/app:1");
+        assert_eq!(parsed.path(), None);
+        assert!(parsed.holds_several_platforms());
+        let error = "docker://".parse::<ImageReference>().unwrap_err();
+        assert!(matches!(
+            error,
+            ReferenceError::EmptyRegistryReference { .. }
+        ));
+    }
+
     #[test]
     fn err_unsupported_and_unknown_transports() {
-        let error = "docker://example.test/app:1"
-            .parse::<ImageReference>()
-            .unwrap_err();
+        let error = "docker-daemon:app:1".parse::<ImageReference>().unwrap_err();
         assert!(
-            matches!(error, ReferenceError::UnsupportedTransport { ref transport, .. } if transport == "docker")
+            matches!(error, ReferenceError::UnsupportedTransport { ref transport, .. } if transport == "docker-daemon")
         );
         assert!(error.to_string().contains("not supported yet"), "{error}");
-        let error = "docker-archive:x.tar"
-            .parse::<ImageReference>()
-            .unwrap_err();
-        assert!(matches!(error, ReferenceError::UnsupportedTransport { .. }));
+        let error = "docker:app".parse::<ImageReference>().unwrap_err();
+        assert!(matches!(error, ReferenceError::UnknownTransport { .. }));
         let error = "python:3.12".parse::<ImageReference>().unwrap_err();
         assert!(matches!(error, ReferenceError::UnknownTransport { .. }));
         assert!("just-a-path".parse::<ImageReference>().is_err());

@@ -1,5 +1,6 @@
 //! Writing images as an OCI image layout (image-spec `image-layout.md`): a folder
-//! (`oci:`) or a deterministic tar of one (`oci-archive:`).
+//! (`oci:`) or a deterministic tar of one (`oci-archive:`), or as a `docker-archive:`
+//! (the layout plus `manifest.json`, see `docker_archive`; one platform, written anew).
 //!
 //! What `index.json` ends up holding:
 //! - the entries of an existing layout are kept, except those the new image replaces:
@@ -27,13 +28,20 @@ use serde_json::{Value, json};
 use super::archive::{self, Blob, BlobSource};
 use super::assemble::Image;
 use super::descriptor::{Descriptor, annotation, media_type};
+use super::docker_archive::{self, MANIFEST_JSON, REPOSITORIES};
 use super::error::{OciError, io_error};
 use super::index::ImageIndex;
 use super::layout::{LAYOUT_VERSION, MAX_JSON_SIZE, check_layout_version};
 use super::reference::{ImageReference, is_valid_tag};
 use crate::cache::{Cache, EntryKind};
 use crate::digest::{HashingReader, Sha256Digest};
+use crate::registry::RegistryReference;
 use crate::repro::canonical_json;
+
+/// Name of the layout's entry point.
+const INDEX_JSON: &str = "index.json";
+/// Name of the layout's version file.
+const OCI_LAYOUT: &str = "oci-layout";
 
 /// Mode of every file envbuild writes into a layout or as an archive.
 const OUTPUT_FILE_MODE: u32 = 0o644;
@@ -47,15 +55,11 @@ pub fn write_images(
     cache: &Cache,
 ) -> Result<Sha256Digest, OciError> {
     let name = output.to_string();
-    let tag = output.tag();
-    if let Some(tag) = tag
-        && !is_valid_tag(tag)
-    {
-        return Err(OciError::InvalidTag {
-            reference: name,
-            tag: tag.to_string(),
-        });
-    }
+    let platforms: Vec<String> = images
+        .iter()
+        .map(|image| image.platform.to_string())
+        .collect();
+    check_output(output, &platforms)?;
     let top = top_level(images, &name)?;
     let mut blobs = BTreeMap::new();
     for image in &top.images {
@@ -82,17 +86,54 @@ pub fn write_images(
         add_bytes(&mut blobs, cache, bytes)?;
     }
     let mut entry = top.descriptor.clone();
-    if let Some(tag) = tag {
+    if let Some(tag) = output.tag() {
         entry
             .annotations
             .insert(annotation::REF_NAME.to_string(), tag.to_string());
     }
-    let entry_digest = entry.digest;
     match output {
         ImageReference::OciLayout { path, .. } => write_folder(path, &name, entry, &blobs)?,
         ImageReference::OciArchive { path, .. } => write_archive(path, &name, entry, blobs, cache)?,
+        ImageReference::DockerArchive {
+            path,
+            name: image_name,
+        } => write_docker_archive(path, &name, image_name.as_ref(), &top, &blobs)?,
+        // `check_output` refused it.
+        ImageReference::Registry(_) => {
+            return Err(OciError::UnsupportedOutputTransport {
+                reference: name,
+                transport: output.transport(),
+            });
+        }
     }
-    Ok(entry_digest)
+    Ok(top.descriptor.digest)
+}
+
+/// Check, before anything is built, that `output` can take images for `platforms`:
+/// a transport envbuild writes, a valid tag, and one platform for a docker-archive.
+pub fn check_output(output: &ImageReference, platforms: &[String]) -> Result<(), OciError> {
+    let name = output.to_string();
+    if let ImageReference::Registry(_) = output {
+        return Err(OciError::UnsupportedOutputTransport {
+            reference: name,
+            transport: output.transport(),
+        });
+    }
+    if let Some(tag) = output.tag()
+        && !is_valid_tag(tag)
+    {
+        return Err(OciError::InvalidTag {
+            reference: name,
+            tag: tag.to_string(),
+        });
+    }
+    if platforms.len() > 1 && !output.holds_several_platforms() {
+        return Err(OciError::SinglePlatformOutput {
+            reference: name,
+            platforms: platforms.to_vec(),
+        });
+    }
+    Ok(())
 }
 
 /// What a set of per-platform images is published as: the manifest itself for one
@@ -232,6 +273,40 @@ fn layout_header() -> Vec<u8> {
     canonical_json(&json!({ "imageLayoutVersion": LAYOUT_VERSION }))
 }
 
+/// Write a docker-archive anew: the layout of the one image plus `manifest.json` (and
+/// `repositories` when it has a name), through the same tar writer as `oci-archive:`.
+fn write_docker_archive(
+    path: &Path,
+    reference: &str,
+    image_name: Option<&RegistryReference>,
+    top: &TopLevel<'_>,
+    blobs: &BTreeMap<Sha256Digest, Blob>,
+) -> Result<(), OciError> {
+    docker_archive::check_replaceable(path, reference)?;
+    let [image] = top.images[..] else {
+        return Err(OciError::SinglePlatformOutput {
+            reference: reference.to_string(),
+            platforms: top
+                .images
+                .iter()
+                .map(|image| image.platform.to_string())
+                .collect(),
+        });
+    };
+    let files = docker_archive::docker_archive_files(image, &top.descriptor, image_name);
+    let mut top_files = BTreeMap::from([
+        (INDEX_JSON.to_string(), index_json(Vec::new(), &files.entry)),
+        (OCI_LAYOUT.to_string(), layout_header()),
+        (MANIFEST_JSON.to_string(), files.manifest_json),
+    ]);
+    if let Some(repositories) = files.repositories {
+        top_files.insert(REPOSITORIES.to_string(), repositories);
+    }
+    write_atomically(path, |file| {
+        archive::write_layout_tar(file, path, blobs, &top_files)
+    })
+}
+
 /// Write into a layout folder, creating it if needed.
 fn write_folder(
     path: &Path,
@@ -253,7 +328,7 @@ fn write_folder(
             )));
         }
         Ok(_) => {
-            let header = path.join("oci-layout");
+            let header = path.join(OCI_LAYOUT);
             if header.exists() {
                 let bytes = fs_err::read(&header).map_err(io_error(&header))?;
                 check_layout_version(name, Some(&bytes)).map_err(|_| {
@@ -274,7 +349,7 @@ fn write_folder(
             }
         }
     }
-    let index_path = path.join("index.json");
+    let index_path = path.join(INDEX_JSON);
     let existing = match fs_err::read(&index_path) {
         Ok(bytes) => existing_entries(name, &bytes)?,
         Err(error) if error.kind() == io::ErrorKind::NotFound => Vec::new(),
@@ -283,7 +358,7 @@ fn write_folder(
     let folder = path.join("blobs").join("sha256");
     fs_err::create_dir_all(&folder).map_err(io_error(&folder))?;
     let header = layout_header();
-    let header_path = path.join("oci-layout");
+    let header_path = path.join(OCI_LAYOUT);
     if fs_err::read(&header_path).ok().as_deref() != Some(&header[..]) {
         write_atomically(&header_path, |file| {
             file.write_all(&header).map_err(io_error(&header_path))
@@ -415,10 +490,12 @@ fn write_archive(
     for kept_entry in &kept {
         collect_reachable(kept_entry, cache, &mut blobs)?;
     }
-    let index = index_json(kept, &entry);
-    let header = layout_header();
+    let files = BTreeMap::from([
+        (INDEX_JSON.to_string(), index_json(kept, &entry)),
+        (OCI_LAYOUT.to_string(), layout_header()),
+    ]);
     write_atomically(path, |file| {
-        archive::write_layout_tar(file, path, &blobs, &index, &header)
+        archive::write_layout_tar(file, path, &blobs, &files)
     })
 }
 
@@ -727,6 +804,159 @@ mod tests {
         assert_eq!(one.manifest_digest, first.manifest_digest);
         let two = read_base(&archive(&out, Some("two")), None, &fresh).unwrap();
         assert_eq!(two.manifest_digest, second.manifest_digest);
+    }
+
+    fn docker_archive(path: &Path, name: Option<&str>) -> ImageReference {
+        ImageReference::DockerArchive {
+            path: path.to_path_buf(),
+            name: name.map(|name| name.parse().unwrap()),
+        }
+    }
+
+    /// Entry names and the bytes of the small files, in archive order.
+    fn tar_listing(bytes: &[u8]) -> (Vec<String>, BTreeMap<String, Vec<u8>>) {
+        let mut names = Vec::new();
+        let mut files = BTreeMap::new();
+        let mut tar = tar::Archive::new(bytes);
+        for entry in tar.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().to_string_lossy().into_owned();
+            assert_eq!(entry.header().mtime().unwrap(), 0, "{name}");
+            if !name.starts_with("blobs/") {
+                let mut data = Vec::new();
+                io::Read::read_to_end(&mut entry, &mut data).unwrap();
+                files.insert(name.clone(), data);
+            }
+            names.push(name);
+        }
+        (names, files)
+    }
+
+    #[test]
+    fn ok_docker_archive_layout_and_manifest() {
+        let fixture = Fixture::new();
+        let image = fixture.image(&platform("linux", "amd64", None), "a");
+        let out = fixture.path("app.tar");
+        let digest = write_images(
+            std::slice::from_ref(&image),
+            &docker_archive(&out, Some("myapp:1.0")),
+            &fixture.cache,
+        )
+        .unwrap();
+        assert_eq!(digest, image.manifest_digest);
+        let bytes = fs_err::read(&out).unwrap();
+        let (names, files) = tar_listing(&bytes);
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted, "entries sorted by path");
+        assert_eq!(&names[..2], ["blobs/", "blobs/sha256/"]);
+        assert_eq!(
+            files.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["index.json", "manifest.json", "oci-layout", "repositories"]
+        );
+        // Every blob the manifest names is in the archive.
+        let manifest: Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+        let config = manifest[0]["Config"].as_str().unwrap();
+        assert_eq!(
+            config,
+            format!("blobs/sha256/{}", image.config_digest.hex())
+        );
+        let layers = manifest[0]["Layers"].as_array().unwrap();
+        assert_eq!(layers.len(), image.layers.len());
+        for path in layers
+            .iter()
+            .map(|layer| layer.as_str().unwrap())
+            .chain([config])
+        {
+            assert!(names.iter().any(|name| name == path), "{path} is missing");
+        }
+        assert_eq!(manifest[0]["RepoTags"], json!(["myapp:1.0"]));
+        let index: Value = serde_json::from_slice(&files["index.json"]).unwrap();
+        let entry = &index["manifests"][0];
+        assert_eq!(entry["digest"], image.manifest_digest.oci());
+        assert_eq!(entry["platform"]["architecture"], "amd64");
+        assert_eq!(
+            entry["annotations"]["io.containerd.image.name"],
+            "docker.io/library/myapp:1.0"
+        );
+        assert_eq!(entry["annotations"][annotation::REF_NAME], "1.0");
+
+        // The same image gives the same bytes, also when it replaces the archive.
+        write_images(
+            std::slice::from_ref(&image),
+            &docker_archive(&out, Some("myapp:1.0")),
+            &fixture.cache,
+        )
+        .unwrap();
+        assert_eq!(fs_err::read(&out).unwrap(), bytes);
+        // And it reads back as a layout, through a fresh cache.
+        let fresh = Cache::open(&fixture.path("fresh-cache")).unwrap();
+        let layout = ImageReference::OciArchive {
+            path: out.clone(),
+            tag: Some("1.0".to_string()),
+        };
+        let base = read_base(&layout, None, &fresh).unwrap();
+        assert_eq!(base.manifest_digest, image.manifest_digest);
+    }
+
+    #[test]
+    fn err_docker_archive_holds_one_platform() {
+        let fixture = Fixture::new();
+        let amd64 = fixture.image(&platform("linux", "amd64", None), "x");
+        let arm64 = fixture.image(&platform("linux", "arm64", None), "x");
+        let out = fixture.path("app.tar");
+        let error = write_images(
+            &[amd64, arm64],
+            &docker_archive(&out, Some("myapp:1.0")),
+            &fixture.cache,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(error, OciError::SinglePlatformOutput { .. }),
+            "{error}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("linux/amd64, linux/arm64")
+                && message.contains("--platform")
+                && message.contains("oci-archive:"),
+            "{message}"
+        );
+        assert!(!out.exists());
+        let error = check_output(
+            &ImageReference::Registry("127.0.0.1:5000/app:1".to_string()),
+            &["linux/amd64".to_string()],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(error, OciError::UnsupportedOutputTransport { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn err_docker_archive_does_not_replace_other_files() {
+        let fixture = Fixture::new();
+        let image = fixture.image(&platform("linux", "amd64", None), "a");
+        let oci_tar = fixture.path("oci.tar");
+        write_images(
+            std::slice::from_ref(&image),
+            &archive(&oci_tar, Some("one")),
+            &fixture.cache,
+        )
+        .unwrap();
+        let before = fs_err::read(&oci_tar).unwrap();
+        let error = write_images(
+            std::slice::from_ref(&image),
+            &docker_archive(&oci_tar, None),
+            &fixture.cache,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(error, OciError::OutputNotALayout { .. }),
+            "{error}"
+        );
+        assert_eq!(fs_err::read(&oci_tar).unwrap(), before);
     }
 
     #[test]
