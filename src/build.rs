@@ -736,9 +736,17 @@ fn write_layers(
                     .unwrap_or_default(),
             })
             .collect();
+        // Name each wheel by its hash, not its file name: lockfile formats spell the same
+        // wheel's file name differently (`backports_tarfile-…` vs `backports.tarfile-…`),
+        // and the image must not depend on which format locked it.
         let described: Vec<String> = packages
             .iter()
-            .map(|package| format!("{}=={} ({})", package.name, package.version, package.wheel))
+            .map(|package| {
+                format!(
+                    "{}=={} (sha256:{})",
+                    package.name, package.version, package.sha256
+                )
+            })
             .collect();
         new_layers.push(NewLayer {
             diff_id: record.diff_id,
