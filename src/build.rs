@@ -20,8 +20,10 @@ use std::sync::Arc;
 use serde::{Serialize, Serializer};
 
 use crate::cache::{Cache, CacheError, EntryKind, LayerRecord};
+use crate::check::{CheckReport, DependencyProblem};
 use crate::digest::Sha256Digest;
 use crate::fetch::{FetchError, FetchOptions, FetchProgress, FetchRequest};
+use crate::index::{IndexConfig, IndexError};
 use crate::layer::plan::{LayerBudgetError, PlanInput, plan_layers};
 use crate::layer::{LayerBlob, LayerError};
 use crate::lock::{GroupSelection, Lock, LockError};
@@ -30,7 +32,7 @@ use crate::repro::{COMPRESSOR_ID, LAYER_FORMAT_VERSION, SourceDateEpoch};
 use crate::target::detect::{DetectError, detect_base};
 use crate::target::select::{ChosenWheel, SelectError, choose_wheels};
 use crate::target::{Libc, Platform, PythonVersion, Target};
-use crate::wheel::{InstallScheme, WheelError, WheelInstall};
+use crate::wheel::{InstallScheme, PycCompiler, WheelError, WheelInstall};
 
 /// What the user asked for the target; unset fields are detected from the base image.
 #[derive(Debug, Clone, Default)]
@@ -76,6 +78,26 @@ pub struct ImageBuild {
     pub image: ImageSettings,
     /// The build timestamp.
     pub epoch: SourceDateEpoch,
+    /// `--compile-bytecode` (with `--compile-with`).
+    pub bytecode: Bytecode,
+    /// `--allow-conflicts`: report dependency problems instead of failing.
+    pub allow_conflicts: bool,
+    /// Package indexes for lockfiles that record hashes but no URLs.
+    pub index: IndexConfig,
+}
+
+/// Whether to compile `.pyc` files into the layers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Bytecode {
+    /// No bytecode (the default, like uv).
+    #[default]
+    Off,
+    /// PEP 552 unchecked-hash pycs, compiled by a host CPython of the target's minor
+    /// version: the given one, or one found on `PATH`.
+    Compile {
+        /// `--compile-with`.
+        interpreter: Option<PathBuf>,
+    },
 }
 
 /// Settings of one `envbuild fetch` run.
@@ -93,6 +115,8 @@ pub struct FetchRun {
     pub cache_dir: PathBuf,
     /// Download settings.
     pub fetch: FetchOptions,
+    /// Package indexes for lockfiles that record hashes but no URLs.
+    pub index: IndexConfig,
 }
 
 /// Errors of a build, each with the stage it came from.
@@ -146,6 +170,15 @@ pub enum BuildError {
     /// The layer budget is too small.
     #[error(transparent)]
     LayerBudget(#[from] LayerBudgetError),
+    /// A package could not be found on the configured indexes.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// Bytecode could not be compiled.
+    #[error(transparent)]
+    Bytecode(#[from] crate::wheel::BytecodeError),
+    /// The locked packages do not satisfy each other's requirements.
+    #[error(transparent)]
+    Check(#[from] crate::check::CheckError),
     /// A worker thread panicked or the runtime failed.
     #[error("internal error: {0}")]
     Internal(String),
@@ -202,6 +235,10 @@ pub struct ImageReport {
     pub base: BaseReport,
     /// Every layer, base first.
     pub layers: Vec<LayerReport>,
+    /// Requirements the locked packages do not satisfy (only with `--allow-conflicts`;
+    /// otherwise they fail the build).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dependency_problems: Vec<DependencyProblem>,
 }
 
 /// What `envbuild image --json` prints (`schemas/report.schema.json`). A one-platform
@@ -229,6 +266,8 @@ impl Serialize for BuildReport {
             lock: &'a str,
             base: &'a BaseReport,
             layers: &'a [LayerReport],
+            #[serde(skip_serializing_if = "<[DependencyProblem]>::is_empty")]
+            dependency_problems: &'a [DependencyProblem],
         }
         #[derive(Serialize)]
         struct Multi<'a> {
@@ -244,6 +283,7 @@ impl Serialize for BuildReport {
                 lock: &self.lock,
                 base: &image.base,
                 layers: &image.layers,
+                dependency_problems: &image.dependency_problems,
             }
             .serialize(serializer),
             images => Multi {
@@ -342,12 +382,14 @@ fn fetch_requests(chosen: &[ChosenWheel]) -> Vec<FetchRequest> {
 fn layer_key(
     scheme: &InstallScheme,
     epoch: SourceDateEpoch,
+    bytecode: Option<&str>,
     wheels: &[Option<Sha256Digest>],
 ) -> Sha256Digest {
     #[derive(Serialize)]
     struct Key<'a> {
         layer_format: u32,
         launcher_template: u32,
+        bytecode: Option<&'a str>,
         compressor: &'static str,
         prefix: &'a str,
         interpreter: &'a str,
@@ -358,6 +400,7 @@ fn layer_key(
     let key = Key {
         layer_format: LAYER_FORMAT_VERSION,
         launcher_template: crate::wheel::LAUNCHER_TEMPLATE_VERSION,
+        bytecode,
         compressor: COMPRESSOR_ID,
         prefix: &scheme.prefix,
         interpreter: &scheme.interpreter,
@@ -523,7 +566,15 @@ pub async fn build_image(
             overrides.platform.as_ref(),
             several,
         ));
-        let packages = lock.select(&target.marker_environment(), &settings.selection)?;
+        let packages = select_packages(
+            &lock,
+            &target,
+            &settings.selection,
+            &settings.index,
+            &settings.fetch,
+            &cache,
+        )
+        .await?;
         match choose_wheels(&packages, &target) {
             Ok(chosen) => plans.push(PlatformPlan {
                 base,
@@ -583,6 +634,20 @@ pub async fn build_image(
                     })
             })
             .collect::<Result<Vec<PathBuf>, BuildError>>()?;
+        progress.stage(&stage_label(
+            "checking dependencies",
+            Some(&plan.target.platform),
+            several,
+        ));
+        let check = check_wheels(&plan.chosen, &wheel_paths, &plan.target)?;
+        if !settings.allow_conflicts {
+            crate::check::check_error(&check)?;
+        } else if !check.problems.is_empty() {
+            tracing::warn!(
+                "the locked packages do not satisfy each other's requirements on {} (allowed by --allow-conflicts):\n{check}",
+                plan.target.platform
+            );
+        }
         let scheme = InstallScheme {
             prefix: settings.prefix.clone(),
             python: plan.target.python,
@@ -632,6 +697,7 @@ pub async fn build_image(
                 digest: plan.base.manifest_digest,
             },
             layers,
+            dependency_problems: check.problems,
         });
         images.push(image);
     }
@@ -646,6 +712,50 @@ pub async fn build_image(
     })
 }
 
+/// The packages to install on `target`: the lock's selection, with files known only
+/// by hash looked up on the package indexes (offline: from the cache of earlier
+/// lookups).
+async fn select_packages(
+    lock: &Lock,
+    target: &Target,
+    selection: &GroupSelection,
+    index: &IndexConfig,
+    fetch: &FetchOptions,
+    cache: &Cache,
+) -> Result<Vec<crate::lock::LockedPackage>, BuildError> {
+    let packages = lock.select(&target.marker_environment(), selection)?;
+    let needs_lookup = packages.iter().any(|package| {
+        matches!(
+            package.source,
+            crate::lock::PackageSource::IndexLookup { .. }
+        )
+    });
+    if !needs_lookup {
+        return Ok(packages);
+    }
+    Ok(
+        crate::index::resolve_lookups_cached(packages, &lock.indexes(), index, fetch, cache)
+            .await?,
+    )
+}
+
+/// Check that the chosen wheels satisfy each other's `Requires-Dist` on `target`.
+fn check_wheels(
+    chosen: &[ChosenWheel],
+    wheel_paths: &[PathBuf],
+    target: &Target,
+) -> Result<CheckReport, BuildError> {
+    let distributions = wheel_paths
+        .iter()
+        .map(|path| crate::check::read_metadata(path))
+        .collect::<Result<Vec<_>, _>>()?;
+    debug_assert_eq!(chosen.len(), distributions.len());
+    Ok(crate::check::check_dependencies(
+        &distributions,
+        &target.marker_environment(),
+    ))
+}
+
 fn write_layers(
     settings: &ImageBuild,
     cache: &Cache,
@@ -655,12 +765,23 @@ fn write_layers(
     base: &BaseImage,
     progress: &dyn BuildProgress,
 ) -> Result<(Vec<LayerReport>, Vec<NewLayer>), BuildError> {
+    let compiler = match &settings.bytecode {
+        Bytecode::Off => None,
+        Bytecode::Compile { interpreter } => {
+            Some(PycCompiler::find(scheme.python, interpreter.as_deref())?)
+        }
+    };
+    let bytecode_identity = compiler.as_ref().map(PycCompiler::identity);
     let installs: Vec<WheelInstall> = parallel_map(chosen.len(), settings.jobs, |index| {
-        Ok(crate::wheel::plan_install(
+        let mut install = crate::wheel::plan_install(
             &wheel_paths[index],
             &chosen[index].artifact.filename,
             scheme,
-        )?)
+        )?;
+        if let Some(compiler) = &compiler {
+            install.add_bytecode(compiler)?;
+        }
+        Ok(install)
     })?;
     crate::wheel::check_collisions(&installs)?;
 
@@ -679,7 +800,8 @@ fn write_layers(
     // The venv skeleton takes one layer of the budget.
     let plan = plan_layers(&inputs, settings.max_layers, base.layers.len() + 1)?;
 
-    let venv_key = layer_key(scheme, settings.epoch, &[None]);
+    // The venv skeleton holds no Python sources: bytecode never changes it.
+    let venv_key = layer_key(scheme, settings.epoch, None, &[None]);
     let (venv_record, venv_cached) = layer_from_cache_or_write(cache, &venv_key, || {
         Ok(crate::layer::write_venv_layer(
             scheme,
@@ -693,7 +815,12 @@ fn write_layers(
         let members = &plan.layers[layer_index];
         let digests: Vec<Option<Sha256Digest>> =
             members.iter().map(|&i| chosen[i].artifact.sha256).collect();
-        let key = layer_key(scheme, settings.epoch, &digests);
+        let key = layer_key(
+            scheme,
+            settings.epoch,
+            bytecode_identity.as_deref(),
+            &digests,
+        );
         let result = layer_from_cache_or_write(cache, &key, || {
             let group: Vec<&WheelInstall> = members.iter().map(|&i| &installs[i]).collect();
             Ok(crate::layer::write_wheels_layer(
@@ -765,46 +892,121 @@ fn write_layers(
     Ok((reports, new_layers))
 }
 
-/// Fill the cache with every wheel a lock needs for the given targets.
-pub async fn fetch(run: &FetchRun, progress: Arc<dyn FetchProgress>) -> Result<usize, BuildError> {
+/// One target of a `fetch` or `check` run, with its wheels in the cache.
+#[derive(Debug, Clone)]
+pub struct FetchedTarget {
+    /// The target.
+    pub target: Target,
+    /// The chosen wheels.
+    pub chosen: Vec<ChosenWheel>,
+    /// Their files in the cache, in the same order.
+    pub paths: Vec<PathBuf>,
+}
+
+fn target_without_base(overrides: &TargetOverrides) -> Result<Target, BuildError> {
+    let missing = |what, flag| BuildError::UndetectedTarget {
+        what,
+        base: "(none given)".to_string(),
+        flag,
+    };
+    Ok(Target {
+        platform: overrides.platform.clone().unwrap_or_else(|| Platform {
+            os: "linux".to_string(),
+            architecture: "amd64".to_string(),
+            variant: None,
+        }),
+        python: overrides
+            .python
+            .ok_or_else(|| missing("Python version", "`--python X.Y` or `--base REF`"))?,
+        libc: overrides
+            .libc
+            .ok_or_else(|| missing("C library", "`--glibc X.Y`, `--musl X.Y` or `--base REF`"))?,
+        allow_linux_tag: overrides.allow_linux_tag,
+    })
+}
+
+/// Fill the cache with every wheel a lock needs for the given targets; returns each
+/// target's wheels.
+pub async fn fetch(
+    run: &FetchRun,
+    progress: Arc<dyn FetchProgress>,
+) -> Result<Vec<FetchedTarget>, BuildError> {
     let cache = Cache::open(&run.cache_dir)?;
     let lock = Lock::load(&run.lock)?;
-    let mut requests: BTreeMap<Sha256Digest, FetchRequest> = BTreeMap::new();
+    let mut prepared = Vec::with_capacity(run.targets.len());
+    let mut unserved = Vec::new();
     for overrides in &run.targets {
         let target = match &run.base {
             Some(reference) => {
                 let base = read_base(reference, overrides.platform.as_ref(), &cache).await?;
                 resolve_target(overrides, &base, &cache)?.0
             }
-            None => Target {
-                platform: overrides.platform.clone().unwrap_or_else(|| Platform {
-                    os: "linux".to_string(),
-                    architecture: "amd64".to_string(),
-                    variant: None,
-                }),
-                python: overrides.python.ok_or(BuildError::UndetectedTarget {
-                    what: "Python version",
-                    base: "(none given)".to_string(),
-                    flag: "`--python X.Y` or `--base REF`",
-                })?,
-                libc: overrides.libc.ok_or(BuildError::UndetectedTarget {
-                    what: "C library",
-                    base: "(none given)".to_string(),
-                    flag: "`--glibc X.Y`, `--musl X.Y` or `--base REF`",
-                })?,
-                allow_linux_tag: overrides.allow_linux_tag,
-            },
+            None => target_without_base(overrides)?,
         };
-        let packages = lock.select(&target.marker_environment(), &run.selection)?;
-        for request in fetch_requests(&choose_wheels(&packages, &target)?) {
+        let packages = select_packages(
+            &lock,
+            &target,
+            &run.selection,
+            &run.index,
+            &run.fetch,
+            &cache,
+        )
+        .await?;
+        match choose_wheels(&packages, &target) {
+            Ok(chosen) => prepared.push((target, chosen)),
+            Err(error) => unserved.push(error),
+        }
+    }
+    match unserved.len() {
+        0 => {}
+        1 => return Err(BuildError::Select(unserved.remove(0))),
+        _ => return Err(BuildError::UnservedPlatforms { failures: unserved }),
+    }
+    let mut unique: BTreeMap<Sha256Digest, FetchRequest> = BTreeMap::new();
+    for (_, chosen) in &prepared {
+        for request in fetch_requests(chosen) {
             if let Some(sha256) = request.artifact.sha256 {
-                requests.entry(sha256).or_insert(request);
+                unique.entry(sha256).or_insert(request);
             }
         }
     }
-    let requests: Vec<FetchRequest> = requests.into_values().collect();
-    crate::fetch::fetch_all(&requests, &cache, &run.fetch, progress).await?;
-    Ok(requests.len())
+    let requests: Vec<FetchRequest> = unique.into_values().collect();
+    let paths = crate::fetch::fetch_all(&requests, &cache, &run.fetch, progress).await?;
+    let files: BTreeMap<Sha256Digest, PathBuf> = requests
+        .iter()
+        .zip(paths)
+        .filter_map(|(request, path)| Some((request.artifact.sha256?, path)))
+        .collect();
+    Ok(prepared
+        .into_iter()
+        .map(|(target, chosen)| {
+            let paths = chosen
+                .iter()
+                .filter_map(|wheel| files.get(&wheel.artifact.sha256?).cloned())
+                .collect();
+            FetchedTarget {
+                target,
+                chosen,
+                paths,
+            }
+        })
+        .collect())
+}
+
+/// `envbuild check`: fetch what a lock needs and check, per target, that the locked
+/// packages satisfy each other's requirements.
+pub async fn check(
+    run: &FetchRun,
+    progress: Arc<dyn FetchProgress>,
+) -> Result<Vec<(Target, CheckReport)>, BuildError> {
+    let fetched = fetch(run, progress).await?;
+    fetched
+        .into_iter()
+        .map(|entry| {
+            let report = check_wheels(&entry.chosen, &entry.paths, &entry.target)?;
+            Ok((entry.target, report))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -12,9 +12,10 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use envbuild::build::{BuildProgress, FetchRun, ImageBuild, TargetOverrides};
+use envbuild::build::{BuildProgress, Bytecode, FetchRun, ImageBuild, TargetOverrides};
 use envbuild::cache::Cache;
 use envbuild::fetch::{FetchOptions, FetchProgress, FetchRequest};
+use envbuild::index::{IndexConfig, IndexEnvironment, IndexFlags};
 use envbuild::lock::GroupSelection;
 use envbuild::oci::{ImageReference, ImageSettings};
 use envbuild::repro::SourceDateEpoch;
@@ -34,6 +35,9 @@ enum Command {
     Image(Box<ImageArgs>),
     /// Download every wheel a lockfile needs into the cache (for later `--offline` builds).
     Fetch(Box<FetchArgs>),
+    /// Check that the locked packages satisfy each other's requirements on the target
+    /// (exit code 1 and the chain to each problem if not).
+    Check(Box<CheckArgs>),
 }
 
 /// Flags that choose the target and the packages; shared by `image` and `fetch`.
@@ -78,6 +82,20 @@ struct SelectionArgs {
     /// Parallel downloads and layer writers.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: u16,
+    /// Package index (simple API) for lockfiles that record hashes but no URLs
+    /// (requirements files, `poetry.lock`, `Pipfile.lock`); overrides the environment
+    /// (`UV_DEFAULT_INDEX`, `PIP_INDEX_URL`, ...), `uv.toml` and `pip.conf`.
+    #[arg(long, value_name = "URL")]
+    index_url: Option<String>,
+    /// Further package indexes (repeatable).
+    #[arg(long = "extra-index-url", value_name = "URL")]
+    extra_index_urls: Vec<String>,
+    /// Folders or pages of wheels to look in as well (repeatable).
+    #[arg(long = "find-links", value_name = "DIR|URL")]
+    find_links: Vec<String>,
+    /// Ignore `pip.conf` and `uv.toml` (flags and the environment still count).
+    #[arg(long)]
+    no_index_config: bool,
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +145,29 @@ struct ImageArgs {
     /// a multi-platform build lists each platform's image under `images`).
     #[arg(long)]
     json: bool,
+    /// Compile `.pyc` files (PEP 552, unchecked hash) into each wheel's layer, with a
+    /// host CPython of the target's minor version.
+    #[arg(long)]
+    compile_bytecode: bool,
+    /// The host CPython used by `--compile-bytecode` (default: `python3.X` on `PATH`).
+    #[arg(long, value_name = "PYTHON", requires = "compile_bytecode")]
+    compile_with: Option<PathBuf>,
+    /// Build even when the locked packages do not satisfy each other's requirements;
+    /// the problems are printed as warnings and listed in the JSON report.
+    #[arg(long)]
+    allow_conflicts: bool,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    selection: SelectionArgs,
+    /// Base image to detect the target from.
+    #[arg(long, value_name = "REF")]
+    base: Option<ImageReference>,
+    /// Print the problems as JSON on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -173,15 +214,16 @@ fn parse_libc(args: &SelectionArgs) -> Result<Option<Libc>> {
     Ok(None)
 }
 
-/// Settings common to both commands, resolved from flags and environment.
+/// Settings common to every command, resolved from flags and environment.
 struct Common {
     selection: GroupSelection,
     cache_dir: PathBuf,
     fetch: FetchOptions,
     jobs: usize,
+    index: IndexConfig,
 }
 
-fn resolve_common(args: &SelectionArgs) -> Common {
+fn resolve_common(args: &SelectionArgs) -> Result<Common> {
     let SelectionArgs {
         extras,
         groups,
@@ -189,9 +231,20 @@ fn resolve_common(args: &SelectionArgs) -> Common {
         cache_dir,
         offline,
         jobs,
+        index_url,
+        extra_index_urls,
+        find_links,
+        no_index_config,
         ..
     } = args;
-    Common {
+    let flags = IndexFlags {
+        index_url: index_url.clone(),
+        extra_index_urls: extra_index_urls.clone(),
+        find_links: find_links.clone(),
+        no_config: *no_index_config,
+    };
+    let index = IndexConfig::resolve(&flags, &IndexEnvironment::from_process_env())?;
+    Ok(Common {
         selection: GroupSelection {
             extras: extras.iter().filter(|e| !e.is_empty()).cloned().collect(),
             groups: groups.iter().cloned().collect(),
@@ -204,7 +257,8 @@ fn resolve_common(args: &SelectionArgs) -> Common {
             ..FetchOptions::default()
         },
         jobs: usize::from(*jobs),
-    }
+        index,
+    })
 }
 
 fn resolve_overrides(
@@ -257,6 +311,9 @@ fn resolve_image(args: ImageArgs, epoch: SourceDateEpoch) -> Result<(ImageBuild,
         labels,
         annotations,
         json,
+        compile_bytecode,
+        compile_with,
+        allow_conflicts,
     } = args;
     let prefix = prefix.trim_end_matches('/').to_string();
     if !prefix.starts_with('/') || prefix.len() < 2 {
@@ -267,7 +324,7 @@ fn resolve_image(args: ImageArgs, epoch: SourceDateEpoch) -> Result<(ImageBuild,
     {
         bail!("`--interpreter {path}` must be an absolute path inside the image");
     }
-    let common = resolve_common(&selection);
+    let common = resolve_common(&selection)?;
     let targets = resolve_targets(&selection, interpreter)?;
     let image = ImageSettings {
         env: env
@@ -308,6 +365,15 @@ fn resolve_image(args: ImageArgs, epoch: SourceDateEpoch) -> Result<(ImageBuild,
         max_layers,
         image,
         epoch,
+        bytecode: if compile_bytecode {
+            Bytecode::Compile {
+                interpreter: compile_with,
+            }
+        } else {
+            Bytecode::Off
+        },
+        allow_conflicts,
+        index: common.index,
     };
     Ok((build, json))
 }
@@ -381,7 +447,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Fetch(args) => {
-            let common = resolve_common(&args.selection);
+            let common = resolve_common(&args.selection)?;
             let run = FetchRun {
                 lock: args.selection.lock.clone(),
                 selection: common.selection,
@@ -389,15 +455,69 @@ fn run(cli: Cli) -> Result<()> {
                 targets: resolve_targets(&args.selection, None)?,
                 cache_dir: common.cache_dir,
                 fetch: common.fetch,
+                index: common.index,
             };
             let progress = Arc::new(TerminalProgress::new());
             let result = runtime.block_on(envbuild::build::fetch(&run, progress.clone()));
             progress.done();
-            let count = result?;
+            let fetched = result?;
+            let count: std::collections::BTreeSet<_> = fetched
+                .iter()
+                .flat_map(|entry| {
+                    entry
+                        .chosen
+                        .iter()
+                        .filter_map(|wheel| wheel.artifact.sha256)
+                })
+                .collect();
             eprintln!(
-                "{count} wheels are in the cache at {}",
+                "{} wheels are in the cache at {}",
+                count.len(),
                 run.cache_dir.display()
             );
+        }
+        Command::Check(args) => {
+            let common = resolve_common(&args.selection)?;
+            let run = FetchRun {
+                lock: args.selection.lock.clone(),
+                selection: common.selection,
+                base: args.base,
+                targets: resolve_targets(&args.selection, None)?,
+                cache_dir: common.cache_dir,
+                fetch: common.fetch,
+                index: common.index,
+            };
+            let progress = Arc::new(TerminalProgress::new());
+            let result = runtime.block_on(envbuild::build::check(&run, progress.clone()));
+            progress.done();
+            let reports = result?;
+            let mut stdout = std::io::stdout().lock();
+            if args.json {
+                let rendered: Vec<serde_json::Value> = reports
+                    .iter()
+                    .map(|(target, report)| {
+                        serde_json::json!({
+                            "platform": target.platform.to_string(),
+                            "python": target.python.to_string(),
+                            "problems": report.problems,
+                        })
+                    })
+                    .collect();
+                serde_json::to_writer_pretty(&mut stdout, &rendered)?;
+                writeln!(stdout)?;
+            }
+            let mut failed = false;
+            for (target, report) in &reports {
+                if report.problems.is_empty() {
+                    eprintln!("{}: every requirement is satisfied", target.platform);
+                } else {
+                    failed = true;
+                    eprintln!("{}:\n{report}", target.platform);
+                }
+            }
+            if failed {
+                bail!("the locked packages do not satisfy each other's requirements (see above)");
+            }
         }
     }
     Ok(())
