@@ -1028,6 +1028,7 @@ mod tests {
                 reference: "oci:/images/base:py311".to_string(),
                 digest: digest("base"),
             },
+            dependency_problems: Vec::new(),
             layers: vec![LayerReport {
                 kind: "venv",
                 digest: digest("venv"),
