@@ -28,6 +28,7 @@ use crate::layer::plan::{LayerBudgetError, PlanInput, plan_layers};
 use crate::layer::{LayerBlob, LayerError};
 use crate::lock::{GroupSelection, Lock, LockError};
 use crate::oci::{BaseImage, Image, ImageReference, ImageSettings, NewLayer, OciError};
+use crate::registry::{PushReport, Registry, RegistryError, RegistryOptions, RegistryReference};
 use crate::repro::{COMPRESSOR_ID, LAYER_FORMAT_VERSION, SourceDateEpoch};
 use crate::target::detect::{DetectError, detect_base};
 use crate::target::select::{ChosenWheel, SelectError, choose_wheels};
@@ -84,6 +85,9 @@ pub struct ImageBuild {
     pub allow_conflicts: bool,
     /// Package indexes for lockfiles that record hashes but no URLs.
     pub index: IndexConfig,
+    /// How registries are reached (bases and outputs given as `docker://` or bare
+    /// references).
+    pub registry: RegistryOptions,
 }
 
 /// Whether to compile `.pyc` files into the layers.
@@ -117,6 +121,8 @@ pub struct FetchRun {
     pub fetch: FetchOptions,
     /// Package indexes for lockfiles that record hashes but no URLs.
     pub index: IndexConfig,
+    /// How registries are reached.
+    pub registry: RegistryOptions,
 }
 
 /// Errors of a build, each with the stage it came from.
@@ -170,6 +176,12 @@ pub enum BuildError {
     /// The layer budget is too small.
     #[error(transparent)]
     LayerBudget(#[from] LayerBudgetError),
+    /// A registry could not be reached, refused access, or failed a transfer.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A registry reference is malformed.
+    #[error(transparent)]
+    RegistryReference(#[from] crate::registry::RegistryReferenceError),
     /// A package could not be found on the configured indexes.
     #[error(transparent)]
     Index(#[from] IndexError),
@@ -241,6 +253,30 @@ pub struct ImageReport {
     pub dependency_problems: Vec<DependencyProblem>,
 }
 
+/// What a push to a registry transferred.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct PushSummary {
+    /// Blob bytes sent (0 when the registry already had every blob).
+    pub bytes_uploaded: u64,
+    /// Blobs uploaded.
+    pub blobs_uploaded: usize,
+    /// Blobs the repository already had.
+    pub blobs_skipped: usize,
+    /// Blobs mounted from another repository of the same registry.
+    pub blobs_mounted: usize,
+}
+
+impl From<PushReport> for PushSummary {
+    fn from(report: PushReport) -> Self {
+        Self {
+            bytes_uploaded: report.bytes_uploaded,
+            blobs_uploaded: report.blobs_uploaded,
+            blobs_skipped: report.blobs_skipped,
+            blobs_mounted: report.blobs_mounted,
+        }
+    }
+}
+
 /// What `envbuild image --json` prints (`schemas/report.schema.json`). A one-platform
 /// build keeps the flat shape `{digest, platform, python, lock, base, layers}`; a
 /// multi-platform build prints `{digest, lock, images: [...]}` with the image index's
@@ -254,6 +290,8 @@ pub struct BuildReport {
     pub lock: String,
     /// One image per platform, sorted by platform (the order of the image index).
     pub images: Vec<ImageReport>,
+    /// What the push transferred, when the output is a registry.
+    pub push: Option<PushSummary>,
 }
 
 impl Serialize for BuildReport {
@@ -268,12 +306,16 @@ impl Serialize for BuildReport {
             layers: &'a [LayerReport],
             #[serde(skip_serializing_if = "<[DependencyProblem]>::is_empty")]
             dependency_problems: &'a [DependencyProblem],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            push: &'a Option<PushSummary>,
         }
         #[derive(Serialize)]
         struct Multi<'a> {
             digest: &'a Sha256Digest,
             lock: &'a str,
             images: &'a [ImageReport],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            push: &'a Option<PushSummary>,
         }
         match self.images.as_slice() {
             [image] => Single {
@@ -284,12 +326,14 @@ impl Serialize for BuildReport {
                 base: &image.base,
                 layers: &image.layers,
                 dependency_problems: &image.dependency_problems,
+                push: &self.push,
             }
             .serialize(serializer),
             images => Multi {
                 digest: &self.digest,
                 lock: &self.lock,
                 images,
+                push: &self.push,
             }
             .serialize(serializer),
         }
@@ -478,7 +522,12 @@ async fn read_base(
     reference: &ImageReference,
     platform: Option<&Platform>,
     cache: &Cache,
+    registry: &Registry,
 ) -> Result<BaseImage, BuildError> {
+    if let ImageReference::Registry(text) = reference {
+        let parsed: RegistryReference = text.parse()?;
+        return Ok(registry.pull_base(&parsed, platform, cache).await?);
+    }
     let cache = cache.clone();
     let reference = reference.clone();
     let platform = platform.cloned();
@@ -491,19 +540,27 @@ async fn read_base(
 }
 
 /// Write `images` (one per platform) to `output`, as one manifest or an image index,
-/// and return the digest of what was written. The one place a build writes its result:
-/// every transport is dispatched here.
+/// and return the digest of what was written (and, for a registry, what the push
+/// transferred). The one place a build writes its result: every transport is
+/// dispatched here.
 async fn write_output(
     images: Vec<Image>,
     output: &ImageReference,
     cache: &Cache,
-) -> Result<Sha256Digest, BuildError> {
+    registry: &Registry,
+) -> Result<(Sha256Digest, Option<PushSummary>), BuildError> {
+    if let ImageReference::Registry(text) = output {
+        let destination: RegistryReference = text.parse()?;
+        let report = registry.push(&images, &destination, cache).await?;
+        return Ok((report.digest, Some(PushSummary::from(report))));
+    }
     let cache = cache.clone();
     let output = output.clone();
-    tokio::task::spawn_blocking(move || crate::oci::write_images(&images, &output, &cache))
-        .await
-        .map_err(|error| BuildError::Internal(error.to_string()))?
-        .map_err(BuildError::from)
+    let digest =
+        tokio::task::spawn_blocking(move || crate::oci::write_images(&images, &output, &cache))
+            .await
+            .map_err(|error| BuildError::Internal(error.to_string()))??;
+    Ok((digest, None))
 }
 
 /// One platform of a build, once its wheels are chosen.
@@ -545,6 +602,7 @@ pub async fn build_image(
         .collect();
     crate::oci::check_output(&settings.output, &requested)?;
     let cache = Cache::open(&settings.cache_dir)?;
+    let registry = Registry::new(settings.registry.clone())?;
 
     progress.stage("reading lockfile");
     let lock = Lock::load(&settings.lock)?;
@@ -559,7 +617,13 @@ pub async fn build_image(
             overrides.platform.as_ref(),
             several,
         ));
-        let base = read_base(&settings.base, overrides.platform.as_ref(), &cache).await?;
+        let base = read_base(
+            &settings.base,
+            overrides.platform.as_ref(),
+            &cache,
+            &registry,
+        )
+        .await?;
         let (target, interpreter) = resolve_target(overrides, &base, &cache)?;
         progress.stage(&stage_label(
             "selecting wheels",
@@ -703,12 +767,13 @@ pub async fn build_image(
     }
 
     progress.stage("writing image");
-    let digest = write_output(images, &settings.output, &cache).await?;
+    let (digest, push) = write_output(images, &settings.output, &cache, &registry).await?;
     reports.sort_by(|left, right| left.platform.cmp(&right.platform));
     Ok(BuildReport {
         digest,
         lock: settings.lock.display().to_string(),
         images: reports,
+        push,
     })
 }
 
@@ -932,13 +997,15 @@ pub async fn fetch(
     progress: Arc<dyn FetchProgress>,
 ) -> Result<Vec<FetchedTarget>, BuildError> {
     let cache = Cache::open(&run.cache_dir)?;
+    let registry = Registry::new(run.registry.clone())?;
     let lock = Lock::load(&run.lock)?;
     let mut prepared = Vec::with_capacity(run.targets.len());
     let mut unserved = Vec::new();
     for overrides in &run.targets {
         let target = match &run.base {
             Some(reference) => {
-                let base = read_base(reference, overrides.platform.as_ref(), &cache).await?;
+                let base =
+                    read_base(reference, overrides.platform.as_ref(), &cache, &registry).await?;
                 resolve_target(overrides, &base, &cache)?.0
             }
             None => target_without_base(overrides)?,
@@ -1055,6 +1122,7 @@ mod tests {
             digest: digest("linux/amd64"),
             lock: "pylock.toml".to_string(),
             images: vec![image("linux/amd64")],
+            push: None,
         };
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(
@@ -1073,6 +1141,7 @@ mod tests {
             digest: digest("index"),
             lock: "pylock.toml".to_string(),
             images: vec![image("linux/amd64"), image("linux/arm64")],
+            push: None,
         };
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(

@@ -18,6 +18,9 @@ use envbuild::fetch::{FetchOptions, FetchProgress, FetchRequest};
 use envbuild::index::{IndexConfig, IndexEnvironment, IndexFlags};
 use envbuild::lock::GroupSelection;
 use envbuild::oci::{ImageReference, ImageSettings};
+use envbuild::registry::RegistryOptions;
+use envbuild::registry::auth::AuthEnvironment;
+use envbuild::registry::tls::TransportOptions;
 use envbuild::repro::SourceDateEpoch;
 use envbuild::target::{Libc, Platform, PythonVersion};
 
@@ -38,6 +41,22 @@ enum Command {
     /// Check that the locked packages satisfy each other's requirements on the target
     /// (exit code 1 and the chain to each problem if not).
     Check(Box<CheckArgs>),
+    /// Store credentials for a registry in the docker config (`$DOCKER_CONFIG/config.json`
+    /// or `~/.docker/config.json`, mode 0600), where `image --push` and `--base` find them.
+    Login(LoginArgs),
+}
+
+#[derive(Debug, Args)]
+struct LoginArgs {
+    /// The registry, `HOST[:PORT]`.
+    registry: String,
+    /// User name.
+    #[arg(long, short = 'u')]
+    username: String,
+    /// Read the password (or access token) from standard input instead of
+    /// `ENVBUILD_REGISTRY_PASSWORD`.
+    #[arg(long)]
+    password_stdin: bool,
 }
 
 /// Flags that choose the target and the packages; shared by `image` and `fetch`.
@@ -96,6 +115,13 @@ struct SelectionArgs {
     /// Ignore `pip.conf` and `uv.toml` (flags and the environment still count).
     #[arg(long)]
     no_index_config: bool,
+    /// Extra PEM CA certificates to trust for registries (besides the system's).
+    #[arg(long, value_name = "FILE", env = "ENVBUILD_REGISTRY_CA_FILE")]
+    registry_ca_file: Option<PathBuf>,
+    /// A registry (`HOST[:PORT]`) to reach over plain HTTP (repeatable; loopback
+    /// registries always may be).
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    insecure_registries: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -106,11 +132,20 @@ struct ImageArgs {
     /// several platforms, an image index that has them all.
     #[arg(long, value_name = "REF")]
     base: ImageReference,
-    /// Where to write the image: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, or
+    /// Where to write the image: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
     /// `docker-archive:FILE[:NAME[:TAG]]` for `docker load` / `podman load` (one platform;
-    /// the file name cannot contain `:`, e.g. `docker-archive:app.tar:myapp:1.0`).
+    /// the file name cannot contain `:`, e.g. `docker-archive:app.tar:myapp:1.0`), or a
+    /// registry: `docker://HOST/REPO[:TAG]`.
+    #[arg(
+        long,
+        value_name = "REF",
+        required_unless_present = "push",
+        conflicts_with = "push"
+    )]
+    output: Option<ImageReference>,
+    /// Push to a registry: `HOST[:PORT]/REPO[:TAG]` (the same as `--output docker://...`).
     #[arg(long, value_name = "REF")]
-    output: ImageReference,
+    push: Option<String>,
     /// The base image's Python interpreter, an absolute path (default: detected).
     #[arg(long, value_name = "PATH")]
     interpreter: Option<String>,
@@ -221,6 +256,7 @@ struct Common {
     fetch: FetchOptions,
     jobs: usize,
     index: IndexConfig,
+    registry: RegistryOptions,
 }
 
 fn resolve_common(args: &SelectionArgs) -> Result<Common> {
@@ -235,6 +271,8 @@ fn resolve_common(args: &SelectionArgs) -> Result<Common> {
         extra_index_urls,
         find_links,
         no_index_config,
+        registry_ca_file,
+        insecure_registries,
         ..
     } = args;
     let flags = IndexFlags {
@@ -258,6 +296,15 @@ fn resolve_common(args: &SelectionArgs) -> Result<Common> {
         },
         jobs: usize::from(*jobs),
         index,
+        registry: RegistryOptions {
+            transport: TransportOptions {
+                ca_file: registry_ca_file.clone(),
+                insecure: insecure_registries.clone(),
+            },
+            auth: AuthEnvironment::from_process_env(),
+            jobs: usize::from(*jobs),
+            ..RegistryOptions::default()
+        },
     })
 }
 
@@ -300,6 +347,7 @@ fn resolve_image(args: ImageArgs, epoch: SourceDateEpoch) -> Result<(ImageBuild,
         selection,
         base,
         output,
+        push,
         interpreter,
         prefix,
         max_layers,
@@ -324,6 +372,16 @@ fn resolve_image(args: ImageArgs, epoch: SourceDateEpoch) -> Result<(ImageBuild,
     {
         bail!("`--interpreter {path}` must be an absolute path inside the image");
     }
+    let output = match (output, push) {
+        (Some(output), None) => output,
+        (None, Some(destination)) => {
+            let destination = destination
+                .strip_prefix("docker://")
+                .unwrap_or(&destination);
+            format!("docker://{destination}").parse()?
+        }
+        _ => bail!("give either `--output REF` or `--push REF`"),
+    };
     let common = resolve_common(&selection)?;
     let targets = resolve_targets(&selection, interpreter)?;
     let image = ImageSettings {
@@ -374,6 +432,7 @@ fn resolve_image(args: ImageArgs, epoch: SourceDateEpoch) -> Result<(ImageBuild,
         },
         allow_conflicts,
         index: common.index,
+        registry: common.registry,
     };
     Ok((build, json))
 }
@@ -456,6 +515,7 @@ fn run(cli: Cli) -> Result<()> {
                 cache_dir: common.cache_dir,
                 fetch: common.fetch,
                 index: common.index,
+                registry: common.registry,
             };
             let progress = Arc::new(TerminalProgress::new());
             let result = runtime.block_on(envbuild::build::fetch(&run, progress.clone()));
@@ -476,6 +536,35 @@ fn run(cli: Cli) -> Result<()> {
                 run.cache_dir.display()
             );
         }
+        Command::Login(args) => {
+            let password = if args.password_stdin {
+                let mut text = String::new();
+                std::io::stdin()
+                    .read_line(&mut text)
+                    .context("cannot read the password from standard input")?;
+                text.trim_end_matches(['\r', '\n']).to_string()
+            } else {
+                std::env::var("ENVBUILD_REGISTRY_PASSWORD").map_err(|_| {
+                    anyhow::anyhow!(
+                        "no password: pipe it into `--password-stdin` or set `ENVBUILD_REGISTRY_PASSWORD`"
+                    )
+                })?
+            };
+            if password.is_empty() {
+                bail!("the password for `{}` is empty", args.registry);
+            }
+            let path = envbuild::registry::auth::store_login(
+                &args.registry,
+                &args.username,
+                &password,
+                &AuthEnvironment::from_process_env(),
+            )?;
+            eprintln!(
+                "credentials for `{}` stored in {}",
+                args.registry,
+                path.display()
+            );
+        }
         Command::Check(args) => {
             let common = resolve_common(&args.selection)?;
             let run = FetchRun {
@@ -486,6 +575,7 @@ fn run(cli: Cli) -> Result<()> {
                 cache_dir: common.cache_dir,
                 fetch: common.fetch,
                 index: common.index,
+                registry: common.registry,
             };
             let progress = Arc::new(TerminalProgress::new());
             let result = runtime.block_on(envbuild::build::check(&run, progress.clone()));

@@ -161,6 +161,22 @@ pub enum ReferenceError {
     },
 }
 
+/// A reference with no transport, as users write them for registries (`python:3.11`,
+/// `ghcr.io/org/app:1.0`, `127.0.0.1:5000/app@sha256:...`), normalised the way the
+/// docker CLI does. Paths are never taken for image names: text starting with `/` or
+/// `.` is refused, so a forgotten `oci:` gives an error rather than a registry lookup.
+fn bare_registry_reference(text: &str) -> Result<ImageReference, ReferenceError> {
+    let unknown = || ReferenceError::UnknownTransport {
+        reference: text.to_string(),
+    };
+    if text.starts_with('/') || text.starts_with('.') || text.is_empty() {
+        return Err(unknown());
+    }
+    RegistryReference::from_str(text)
+        .map(|_| ImageReference::Registry(text.to_string()))
+        .map_err(|_| unknown())
+}
+
 /// Transports containers/image knows that envbuild does not (yet) read or write.
 const UNSUPPORTED_TRANSPORTS: &[&str] = &[
     "docker-daemon",
@@ -176,9 +192,7 @@ impl FromStr for ImageReference {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let Some((transport, rest)) = text.split_once(':') else {
-            return Err(ReferenceError::UnknownTransport {
-                reference: text.to_string(),
-            });
+            return bare_registry_reference(text);
         };
         let make: fn(PathBuf, Option<String>) -> Self = match transport {
             "oci" => |path, tag| Self::OciLayout { path, tag },
@@ -189,7 +203,12 @@ impl FromStr for ImageReference {
                     Some("") => Err(ReferenceError::EmptyRegistryReference {
                         reference: text.to_string(),
                     }),
-                    Some(reference) => Ok(Self::Registry(reference.to_string())),
+                    Some(reference) => match RegistryReference::from_str(reference) {
+                        Ok(_) => Ok(Self::Registry(reference.to_string())),
+                        Err(_) => Err(ReferenceError::UnknownTransport {
+                            reference: text.to_string(),
+                        }),
+                    },
                     None => Err(ReferenceError::UnknownTransport {
                         reference: text.to_string(),
                     }),
@@ -201,11 +220,7 @@ impl FromStr for ImageReference {
                     transport: other.to_string(),
                 });
             }
-            _ => {
-                return Err(ReferenceError::UnknownTransport {
-                    reference: text.to_string(),
-                });
-            }
+            _ => return bare_registry_reference(text),
         };
         let (path, tag) = split_path_and_tag(rest);
         if path.is_empty() {
@@ -531,9 +546,16 @@ mod tests {
         assert!(error.to_string().contains("not supported yet"), "{error}");
         let error = "docker:app".parse::<ImageReference>().unwrap_err();
         assert!(matches!(error, ReferenceError::UnknownTransport { .. }));
-        let error = "python:3.12".parse::<ImageReference>().unwrap_err();
-        assert!(matches!(error, ReferenceError::UnknownTransport { .. }));
-        assert!("just-a-path".parse::<ImageReference>().is_err());
+        // Without a transport, text is a registry reference as users write them ...
+        assert_eq!(
+            "python:3.12".parse::<ImageReference>().unwrap(),
+            ImageReference::Registry("python:3.12".to_string())
+        );
+        // ... but never a path.
+        for path in ["/srv/layout", "./layout", "../x:1", "Bad Name"] {
+            let error = path.parse::<ImageReference>().unwrap_err();
+            assert!(matches!(error, ReferenceError::UnknownTransport { .. }), "{path}");
+        }
     }
 
     #[test]

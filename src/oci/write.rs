@@ -98,7 +98,7 @@ pub fn write_images(
             path,
             name: image_name,
         } => write_docker_archive(path, &name, image_name.as_ref(), &top, &blobs)?,
-        // `check_output` refused it.
+        // Registries are written by `crate::registry::Registry::push`.
         ImageReference::Registry(_) => {
             return Err(OciError::UnsupportedOutputTransport {
                 reference: name,
@@ -113,12 +113,6 @@ pub fn write_images(
 /// a transport envbuild writes, a valid tag, and one platform for a docker-archive.
 pub fn check_output(output: &ImageReference, platforms: &[String]) -> Result<(), OciError> {
     let name = output.to_string();
-    if let ImageReference::Registry(_) = output {
-        return Err(OciError::UnsupportedOutputTransport {
-            reference: name,
-            transport: output.transport(),
-        });
-    }
     if let Some(tag) = output.tag()
         && !is_valid_tag(tag)
     {
@@ -923,15 +917,12 @@ mod tests {
             "{message}"
         );
         assert!(!out.exists());
-        let error = check_output(
+        // A registry takes several platforms (as an image index).
+        check_output(
             &ImageReference::Registry("127.0.0.1:5000/app:1".to_string()),
-            &["linux/amd64".to_string()],
+            &["linux/amd64".to_string(), "linux/arm64".to_string()],
         )
-        .unwrap_err();
-        assert!(
-            matches!(error, OciError::UnsupportedOutputTransport { .. }),
-            "{error}"
-        );
+        .unwrap();
     }
 
     #[test]
