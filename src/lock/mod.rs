@@ -7,6 +7,7 @@ mod pipfile;
 mod poetry;
 mod pylock;
 mod requirements;
+mod source;
 mod uv_lock;
 
 use std::collections::BTreeSet;

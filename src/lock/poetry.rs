@@ -26,7 +26,6 @@
 //! `||`, bare versions) on top of PEP 440.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -36,6 +35,7 @@ use uv_normalize::ExtraName;
 use uv_pep440::{Version, VersionSpecifiers};
 use uv_pep508::{MarkerEnvironment, MarkerTree};
 
+use super::source::Source;
 use super::{
     Artifact, ArtifactLocation, GroupSelection, IndexFile, LockedPackage, PackageName,
     PackageSource,
@@ -383,34 +383,9 @@ enum MarkersWire {
     PerGroup(BTreeMap<String, String>),
 }
 
-/// The lockfile text and path, to turn byte offsets into `path:line:column`.
-struct Source<'a> {
-    path: &'a Path,
-    text: &'a str,
-}
-
-impl Source<'_> {
-    fn place(&self, span: Range<usize>) -> String {
-        let offset = span.start.min(self.text.len());
-        let before = self.text.get(..offset).unwrap_or(self.text);
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |index| index + 1);
-        let column = before[line_start..].chars().count() + 1;
-        format!("{}:{line}:{column}", self.path.display())
-    }
-
-    fn whole_file(&self) -> String {
-        self.path.display().to_string()
-    }
-
-    fn toml_error(&self, error: &toml::de::Error) -> PoetryError {
-        PoetryError::InvalidToml {
-            place: error
-                .span()
-                .map_or_else(|| self.whole_file(), |span| self.place(span)),
-            message: error.message().trim_end().to_string(),
-        }
-    }
+fn toml_error(source: &Source<'_>, error: &toml::de::Error) -> PoetryError {
+    let (place, message) = source.toml_error_parts(error);
+    PoetryError::InvalidToml { place, message }
 }
 
 impl PoetryLock {
@@ -422,7 +397,7 @@ impl PoetryLock {
         // The version first: older formats keep hashes elsewhere and would only give
         // confusing errors below.
         let version: VersionWire =
-            toml::from_str(text).map_err(|error| source.toml_error(&error))?;
+            toml::from_str(text).map_err(|error| toml_error(&source, &error))?;
         let Some(metadata) = version.metadata else {
             return Err(PoetryError::MissingKey {
                 place: source.whole_file(),
@@ -458,7 +433,7 @@ impl PoetryLock {
             );
         }
 
-        let wire: PoetryWire = toml::from_str(text).map_err(|error| source.toml_error(&error))?;
+        let wire: PoetryWire = toml::from_str(text).map_err(|error| toml_error(&source, &error))?;
         let python_versions = wire
             .metadata
             .and_then(|metadata| metadata.python_versions)

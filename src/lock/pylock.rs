@@ -9,7 +9,6 @@
 //! package, because envbuild never installs an sdist.
 
 use std::collections::BTreeMap;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -19,6 +18,7 @@ use uv_normalize::{ExtraName, GroupName};
 use uv_pep440::{Version, VersionSpecifiers};
 use uv_pep508::{MarkerEnvironment, MarkerOperator, MarkerTree};
 
+use super::source::Source;
 use super::{
     Artifact, ArtifactLocation, GroupSelection, LockedPackage, PackageName, PackageSource,
 };
@@ -543,36 +543,9 @@ impl ArtifactKind {
     }
 }
 
-/// The lockfile text and path, to turn byte offsets into `path:line:column`.
-struct Source<'a> {
-    path: &'a Path,
-    text: &'a str,
-}
-
-impl Source<'_> {
-    fn place(&self, span: Range<usize>) -> String {
-        let offset = span.start.min(self.text.len());
-        // Spans come from the TOML parser and fall on character boundaries; stay safe
-        // if one ever does not.
-        let before = self.text.get(..offset).unwrap_or(self.text);
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |index| index + 1);
-        let column = before[line_start..].chars().count() + 1;
-        format!("{}:{line}:{column}", self.path.display())
-    }
-
-    fn whole_file(&self) -> String {
-        self.path.display().to_string()
-    }
-
-    fn toml_error(&self, error: &toml::de::Error) -> PylockError {
-        PylockError::InvalidToml {
-            place: error
-                .span()
-                .map_or_else(|| self.whole_file(), |span| self.place(span)),
-            message: error.message().trim_end().to_string(),
-        }
-    }
+fn toml_error(source: &Source<'_>, error: &toml::de::Error) -> PylockError {
+    let (place, message) = source.toml_error_parts(error);
+    PylockError::InvalidToml { place, message }
 }
 
 impl Pylock {
@@ -585,10 +558,10 @@ impl Pylock {
         // types: a future major version may change them. PEP 751: an unsupported major
         // version MUST be an error; an unknown minor version is accepted.
         let version: VersionWire =
-            toml::from_str(text).map_err(|error| source.toml_error(&error))?;
+            toml::from_str(text).map_err(|error| toml_error(&source, &error))?;
         check_lock_version(&source, version.lock_version)?;
 
-        let wire: PylockWire = toml::from_str(text).map_err(|error| source.toml_error(&error))?;
+        let wire: PylockWire = toml::from_str(text).map_err(|error| toml_error(&source, &error))?;
         if wire.created_by.is_none() {
             return Err(PylockError::MissingKey {
                 place: source.whole_file(),

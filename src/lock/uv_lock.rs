@@ -23,7 +23,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -33,6 +32,7 @@ use uv_normalize::{ExtraName, GroupName};
 use uv_pep440::{Version, VersionSpecifiers};
 use uv_pep508::{MarkerEnvironment, MarkerTree};
 
+use super::source::Source;
 use super::{
     Artifact, ArtifactLocation, GroupSelection, LockedPackage, PackageName, PackageSource,
 };
@@ -629,34 +629,9 @@ struct FileWire {
     size: Option<u64>,
 }
 
-/// The lockfile text and path, to turn byte offsets into `path:line:column`.
-struct Places<'a> {
-    path: &'a Path,
-    text: &'a str,
-}
-
-impl Places<'_> {
-    fn at(&self, span: Range<usize>) -> String {
-        let offset = span.start.min(self.text.len());
-        let before = self.text.get(..offset).unwrap_or(self.text);
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |index| index + 1);
-        let column = before[line_start..].chars().count() + 1;
-        format!("{}:{line}:{column}", self.path.display())
-    }
-
-    fn whole_file(&self) -> String {
-        self.path.display().to_string()
-    }
-
-    fn toml_error(&self, error: &toml::de::Error) -> UvLockError {
-        UvLockError::InvalidToml {
-            place: error
-                .span()
-                .map_or_else(|| self.whole_file(), |span| self.at(span)),
-            message: error.message().trim_end().to_string(),
-        }
-    }
+fn toml_error(source: &Source<'_>, error: &toml::de::Error) -> UvLockError {
+    let (place, message) = source.toml_error_parts(error);
+    UvLockError::InvalidToml { place, message }
 }
 
 /// A dependency before its target is looked up.
@@ -695,14 +670,14 @@ impl UvLock {
     /// Parse `text`, the contents of the lockfile at `path`. Relative paths in sources
     /// and artifacts are resolved against `path`'s folder, as uv does.
     pub(crate) fn parse(path: &Path, text: &str) -> Result<Self, UvLockError> {
-        let places = Places { path, text };
+        let places = Source { path, text };
 
         // The schema version first: a future schema may change every other key.
         let version: VersionWire =
-            toml::from_str(text).map_err(|error| places.toml_error(&error))?;
+            toml::from_str(text).map_err(|error| toml_error(&places, &error))?;
         check_version(&places, version)?;
 
-        let wire: UvLockWire = toml::from_str(text).map_err(|error| places.toml_error(&error))?;
+        let wire: UvLockWire = toml::from_str(text).map_err(|error| toml_error(&places, &error))?;
 
         let Some(requires_python) = wire.requires_python else {
             return Err(UvLockError::MissingKey {
@@ -711,7 +686,7 @@ impl UvLock {
                 key: "requires-python",
             });
         };
-        let requires_python_place = places.at(requires_python.span());
+        let requires_python_place = places.place(requires_python.span());
         let written = requires_python.into_inner();
         let specifiers = VersionSpecifiers::from_str(&written).map_err(|error| {
             UvLockError::InvalidRequiresPython {
@@ -734,19 +709,19 @@ impl UvLock {
             parse_marker(
                 marker.get_ref(),
                 "`resolution-markers` entry",
-                &places.at(marker.span()),
+                &places.place(marker.span()),
             )?;
         }
 
         let supported_markers = wire
             .supported_markers
             .map(|list| {
-                let list_place = places.at(list.span());
+                let list_place = places.place(list.span());
                 let parsed = list
                     .into_inner()
                     .into_iter()
                     .map(|entry| {
-                        let place = places.at(entry.span());
+                        let place = places.place(entry.span());
                         let written = entry.into_inner();
                         let marker = parse_marker(&written, "`supported-markers` entry", &place)?;
                         Ok((written, marker))
@@ -815,7 +790,7 @@ impl UvLock {
             }));
         } else {
             for member in members {
-                let place = places.at(member.span());
+                let place = places.place(member.span());
                 let member = member.into_inner();
                 let name = PackageName::normalize(&member);
                 let found: Vec<usize> = by_name.get(&name).cloned().unwrap_or_default();
@@ -847,7 +822,7 @@ impl UvLock {
         for (group, requirements) in groups_wire {
             let place = requirements
                 .first()
-                .map_or_else(|| places.whole_file(), |first| places.at(first.span()));
+                .map_or_else(|| places.whole_file(), |first| places.place(first.span()));
             let group =
                 parse_name::<GroupName>(&group, "`[manifest] dependency-groups` group", &place)?;
             let requirements = requirements
@@ -1237,7 +1212,7 @@ impl UvLock {
     }
 }
 
-fn check_version(places: &Places<'_>, wire: VersionWire) -> Result<(), UvLockError> {
+fn check_version(places: &Source<'_>, wire: VersionWire) -> Result<(), UvLockError> {
     let Some(version) = wire.version else {
         return Err(UvLockError::MissingKey {
             place: places.whole_file(),
@@ -1245,7 +1220,7 @@ fn check_version(places: &Places<'_>, wire: VersionWire) -> Result<(), UvLockErr
             key: "version",
         });
     };
-    let place = places.at(version.span());
+    let place = places.place(version.span());
     let version = version.into_inner();
     if version.as_integer() != Some(SUPPORTED_VERSION) {
         return Err(UvLockError::UnsupportedVersion {
@@ -1263,7 +1238,7 @@ fn check_version(places: &Places<'_>, wire: VersionWire) -> Result<(), UvLockErr
     {
         tracing::debug!(
             "lockfile `{}` has `revision = {}`, newer than revision {NEWEST_KNOWN_REVISION} envbuild was tested with; keys added since are ignored",
-            places.at(revision.span()),
+            places.place(revision.span()),
             revision.get_ref()
         );
     }
@@ -1318,10 +1293,10 @@ fn is_valid_package_name(name: &str) -> bool {
 }
 
 fn parse_conflict_item(
-    places: &Places<'_>,
+    places: &Source<'_>,
     item: Spanned<ConflictItemWire>,
 ) -> Result<ConflictItem, UvLockError> {
-    let place = places.at(item.span());
+    let place = places.place(item.span());
     let item = item.into_inner();
     let (Some(package), kind) = (item.package, (item.extra, item.group)) else {
         return Err(UvLockError::InvalidConflictItem { place });
@@ -1390,11 +1365,11 @@ fn parse_version(written: &str, package: &str, place: &str) -> Result<Version, U
 }
 
 fn parse_dependency(
-    places: &Places<'_>,
+    places: &Source<'_>,
     wire: Spanned<DependencyWire>,
     owner: &str,
 ) -> Result<PendingDependency, UvLockError> {
-    let place = places.at(wire.span());
+    let place = places.place(wire.span());
     let wire = wire.into_inner();
     let Some(name) = wire.name else {
         return Err(UvLockError::MissingKey {
@@ -1436,10 +1411,10 @@ fn parse_dependency(
 }
 
 fn parse_package(
-    places: &Places<'_>,
+    places: &Source<'_>,
     wire: Spanned<PackageWire>,
 ) -> Result<PendingPackage, UvLockError> {
-    let place = places.at(wire.span());
+    let place = places.place(wire.span());
     let wire = wire.into_inner();
     let Some(name) = wire.name else {
         return Err(UvLockError::MissingKey {
@@ -1448,7 +1423,7 @@ fn parse_package(
             key: "name",
         });
     };
-    let name_place = places.at(name.span());
+    let name_place = places.place(name.span());
     let name = parse_package_name(name.get_ref(), &name_place)?;
     let owner = format!("package `{name}`");
 
@@ -1465,7 +1440,7 @@ fn parse_package(
             key: "source",
         });
     };
-    let source_place = places.at(source.span());
+    let source_place = places.place(source.span());
     let source = parse_source(source.into_inner(), &owner, &source_place)?;
 
     let resolution_markers = wire
@@ -1475,7 +1450,7 @@ fn parse_package(
             parse_marker(
                 marker.get_ref(),
                 &format!("`resolution-markers` entry of {owner}"),
-                &places.at(marker.span()),
+                &places.place(marker.span()),
             )
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -1635,11 +1610,11 @@ fn resolve_dependencies(
 }
 
 fn parse_root_requirement(
-    places: &Places<'_>,
+    places: &Source<'_>,
     wire: Spanned<RequirementWire>,
     by_name: &BTreeMap<PackageName, Vec<usize>>,
 ) -> Result<RootRequirement, UvLockError> {
-    let place = places.at(wire.span());
+    let place = places.place(wire.span());
     let wire = wire.into_inner();
     let Some(name) = wire.name else {
         return Err(UvLockError::MissingKey {
@@ -1681,7 +1656,7 @@ fn parse_root_requirement(
 
 /// What artifact parsing needs to know about the package it belongs to.
 struct ArtifactContext<'a> {
-    places: &'a Places<'a>,
+    places: &'a Source<'a>,
     package: &'a str,
     source: &'a LockSource,
     place: &'a str,
@@ -1739,13 +1714,13 @@ impl ArtifactContext<'_> {
                     .into_iter()
                     .enumerate()
                     .map(|(index, wheel)| {
-                        let place = self.places.at(wheel.span());
+                        let place = self.places.place(wheel.span());
                         self.artifact(wheel.into_inner(), ArtifactKind::Wheel(index), &place)
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 let sdist = sdist
                     .map(|sdist| {
-                        let place = self.places.at(sdist.span());
+                        let place = self.places.place(sdist.span());
                         self.artifact(sdist.into_inner(), ArtifactKind::Sdist, &place)
                     })
                     .transpose()?;
