@@ -376,7 +376,10 @@ pub fn plan_install(
             wheel: wheel.into(),
             path: entry_points_path.clone(),
         })?;
-        scripts::parse_entry_points(&text, wheel, &entry_points_path)?
+        scripts::apply_installer_script_names(
+            scripts::parse_entry_points(&text, wheel, &entry_points_path)?,
+            scheme.python,
+        )
     } else {
         Vec::new()
     };

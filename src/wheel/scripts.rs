@@ -151,6 +151,61 @@ pub(crate) fn parse_entry_points(
     Ok(points)
 }
 
+/// pip's special case for its own launchers (and setuptools' old `easy_install`), which
+/// uv follows too: the `pip` entry point becomes `pip`, `pip3` and `pip3.X` for the
+/// *target* Python, and every other versioned `pipN`/`pipN.M` entry point the wheel
+/// declares (made for the Python that built it) is dropped; likewise `easy_install`
+/// becomes `easy_install` and `easy_install-3.X`. Without this, a venv built by envbuild
+/// would lack the `pip3.11` that pip itself installs.
+pub(crate) fn apply_installer_script_names(
+    points: Vec<EntryPoint>,
+    python: crate::target::PythonVersion,
+) -> Vec<EntryPoint> {
+    let is_versioned = |name: &str, stem: &str, separator: &str| {
+        name.strip_prefix(stem)
+            .and_then(|rest| rest.strip_prefix(separator))
+            .is_some_and(|version| {
+                let mut parts = version.split('.');
+                let major = parts
+                    .next()
+                    .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+                let rest_ok = parts.all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+                major && rest_ok && version.split('.').count() <= 2
+            })
+    };
+    let pip = points.iter().find(|point| point.name == "pip").cloned();
+    let easy_install = points
+        .iter()
+        .find(|point| point.name == "easy_install")
+        .cloned();
+    let mut kept: Vec<EntryPoint> = points
+        .into_iter()
+        .filter(|point| {
+            let pip_variant =
+                pip.is_some() && (point.name == "pip" || is_versioned(&point.name, "pip", ""));
+            let easy_install_variant = easy_install.is_some()
+                && (point.name == "easy_install" || is_versioned(&point.name, "easy_install", "-"));
+            !pip_variant && !easy_install_variant
+        })
+        .collect();
+    let (major, minor) = (python.major, python.minor);
+    let renamed = |point: &EntryPoint, name: String| EntryPoint {
+        name,
+        ..point.clone()
+    };
+    if let Some(point) = &pip {
+        kept.push(renamed(point, "pip".to_string()));
+        kept.push(renamed(point, format!("pip{major}")));
+        kept.push(renamed(point, format!("pip{major}.{minor}")));
+    }
+    if let Some(point) = &easy_install {
+        kept.push(renamed(point, "easy_install".to_string()));
+        kept.push(renamed(point, format!("easy_install-{major}.{minor}")));
+    }
+    kept.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    kept
+}
+
 /// A script name is a single safe path component.
 fn is_safe_script_name(name: &str) -> bool {
     !name.is_empty()
@@ -224,6 +279,65 @@ if __name__ == \"__main__\":
         attribute = point.attribute,
     )
     .into_bytes()
+}
+
+#[cfg(test)]
+mod installer_name_tests {
+    use super::*;
+    use crate::target::PythonVersion;
+
+    fn point(name: &str) -> EntryPoint {
+        EntryPoint {
+            name: name.to_string(),
+            module: "pip._internal.cli.main".to_string(),
+            attribute: "main".to_string(),
+        }
+    }
+
+    #[test]
+    fn pip_launchers_follow_the_target_python() {
+        let python = PythonVersion {
+            major: 3,
+            minor: 11,
+            patch: None,
+        };
+        let names: Vec<String> = apply_installer_script_names(
+            vec![
+                point("pip"),
+                point("pip3"),
+                point("pip3.13"),
+                point("pipx-like"),
+                point("black"),
+            ],
+            python,
+        )
+        .into_iter()
+        .map(|point| point.name)
+        .collect();
+        assert_eq!(names, ["black", "pip", "pip3", "pip3.11", "pipx-like"]);
+    }
+
+    #[test]
+    fn easy_install_and_no_pip_untouched() {
+        let python = PythonVersion {
+            major: 3,
+            minor: 12,
+            patch: None,
+        };
+        let names: Vec<String> = apply_installer_script_names(
+            vec![
+                point("easy_install"),
+                point("easy_install-3.6"),
+                point("pip3"),
+            ],
+            python,
+        )
+        .into_iter()
+        .map(|point| point.name)
+        .collect();
+        // Without a `pip` entry point, `pip3` is an ordinary script.
+        assert_eq!(names, ["easy_install", "easy_install-3.12", "pip3"]);
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,716 @@
+//! Pulling a base image ([`Registry::pull_base`]): the manifest by tag or digest, indexes
+//! and Docker manifest lists resolved to the wanted platform (image-spec: "the first
+//! matching entry SHOULD be used"), and the config and layer blobs verified by digest and
+//! size into the cache. Blobs already in the cache are not downloaded again, so a base
+//! is fetched once per machine; manifests are always asked for, since tags move.
+
+use std::io::Write;
+
+use futures_util::{StreamExt, TryStreamExt, stream};
+use reqwest::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_TYPE};
+use reqwest::{Method, StatusCode};
+
+use super::auth::Scope;
+use super::client::{Call, Failure, Target, read_error_detail};
+use super::error::RegistryError;
+use super::locations::BlobLocations;
+use super::reference::RegistryReference;
+use super::{Counters, Registry};
+use crate::cache::{Cache, CacheError, EntryKind};
+use crate::digest::{Hasher, Sha256Digest};
+use crate::oci::BaseImage;
+use crate::oci::descriptor::{Descriptor, media_type, platform_matches};
+use crate::oci::index::ImageIndex;
+use crate::oci::manifest::ImageManifest;
+use crate::target::Platform;
+
+/// Largest manifest, index or config read into memory.
+const MAX_DOCUMENT_SIZE: u64 = 32 * 1024 * 1024;
+/// Deepest nesting of indexes followed.
+const MAX_INDEX_DEPTH: usize = 16;
+
+/// The `Accept` header of manifest requests: every type envbuild can read.
+fn manifest_accept() -> String {
+    [
+        media_type::OCI_MANIFEST,
+        media_type::OCI_INDEX,
+        media_type::DOCKER_MANIFEST,
+        media_type::DOCKER_MANIFEST_LIST,
+    ]
+    .join(", ")
+}
+
+/// A manifest or index as received.
+struct Document {
+    bytes: Vec<u8>,
+    digest: Sha256Digest,
+    /// The `Content-Type` the registry sent.
+    content_type: Option<String>,
+}
+
+impl Registry {
+    /// Pull the base image `reference` for `platform` (or its only platform when `None`):
+    /// resolve its manifest, verify and cache its config and layers (blobs already cached
+    /// are skipped), and record in the cache that the repository holds them (for later
+    /// cross-repository mounts).
+    ///
+    /// [`BaseImage::reference`] is the fully qualified reference (`host/repo:tag`, or with
+    /// `@digest`), and [`BaseImage::manifest_digest`] the digest of the chosen platform's
+    /// manifest, so a base given by tag reports exactly what it stood on.
+    pub async fn pull_base(
+        &self,
+        reference: &RegistryReference,
+        platform: Option<&Platform>,
+        cache: &Cache,
+    ) -> Result<BaseImage, RegistryError> {
+        let target = Target {
+            registry: &reference.registry,
+            repository: &reference.repository,
+        };
+        let scopes = vec![Scope::Pull(reference.repository.clone())];
+        let name = reference.to_string();
+        let mut document = self
+            .get_manifest(
+                target,
+                &scopes,
+                &reference.manifest_reference(),
+                reference.digest,
+            )
+            .await?;
+        let mut chosen: Option<Descriptor> = None;
+        let mut depth = 0;
+        let manifest = loop {
+            let what = format!("manifest {}", document.digest);
+            let value: serde_json::Value = parse(target, &what, &document.bytes)?;
+            // The document's own `mediaType` is authoritative; then the `Content-Type`;
+            // then the shape.
+            let kind = value
+                .get("mediaType")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string)
+                .or_else(|| document.content_type.clone())
+                .unwrap_or_default();
+            let is_index = media_type::is_index(&kind)
+                || (!media_type::is_manifest(&kind) && value.get("manifests").is_some());
+            if is_index {
+                depth += 1;
+                if depth > MAX_INDEX_DEPTH {
+                    return Err(invalid(
+                        target,
+                        &what,
+                        format!("its indexes are nested more than {MAX_INDEX_DEPTH} deep"),
+                    ));
+                }
+                let index: ImageIndex = parse(
+                    target,
+                    &format!("index {}", document.digest),
+                    &document.bytes,
+                )?;
+                let entry = choose_platform(&name, &index.manifests, platform)?;
+                document = self
+                    .get_manifest(target, &scopes, &entry.digest.oci(), Some(entry.digest))
+                    .await?;
+                if document.bytes.len() as u64 != entry.size {
+                    return Err(RegistryError::DigestMismatch {
+                        image: target.name(),
+                        what: format!(
+                            "manifest {} ({} bytes, but its descriptor says {})",
+                            entry.digest,
+                            document.bytes.len(),
+                            entry.size
+                        ),
+                        expected: entry.digest,
+                        actual: document.digest,
+                    });
+                }
+                chosen = Some(entry);
+                continue;
+            }
+            if !media_type::is_manifest(&kind) && value.get("config").is_none() {
+                return Err(RegistryError::UnsupportedMediaType {
+                    registry: target.registry.to_string(),
+                    repository: target.repository.to_string(),
+                    what,
+                    media_type: kind,
+                });
+            }
+            break parse::<ImageManifest>(target, &what, &document.bytes)?;
+        };
+        let config_descriptor = &manifest.config;
+        if !media_type::is_config(&config_descriptor.media_type) {
+            return Err(RegistryError::UnsupportedMediaType {
+                registry: target.registry.to_string(),
+                repository: target.repository.to_string(),
+                what: format!("config {}", config_descriptor.digest),
+                media_type: config_descriptor.media_type.clone(),
+            });
+        }
+        for layer in &manifest.layers {
+            if !media_type::is_layer(&layer.media_type) {
+                return Err(RegistryError::UnsupportedMediaType {
+                    registry: target.registry.to_string(),
+                    repository: target.repository.to_string(),
+                    what: format!("layer {}", layer.digest),
+                    media_type: layer.media_type.clone(),
+                });
+            }
+        }
+
+        let config_what = format!("config {}", config_descriptor.digest);
+        let config_bytes = self
+            .get_config(target, &scopes, config_descriptor, cache)
+            .await?;
+        let config: serde_json::Value = parse(target, &config_what, &config_bytes)?;
+        if !config.is_object() {
+            return Err(invalid(
+                target,
+                &config_what,
+                "it is not a JSON object".to_string(),
+            ));
+        }
+        let diff_ids = diff_ids(&config).map_err(|reason| invalid(target, &config_what, reason))?;
+        // Standards §0 rule 9: `rootfs.diff_ids` and the manifest's layers go in step.
+        if diff_ids.len() != manifest.layers.len() {
+            return Err(invalid(
+                target,
+                &config_what,
+                format!(
+                    "it lists {} `rootfs.diff_ids`, but manifest {} has {} layers",
+                    diff_ids.len(),
+                    document.digest,
+                    manifest.layers.len()
+                ),
+            ));
+        }
+        let image_platform = config_platform(&config)
+            .or_else(|| chosen.as_ref().and_then(|entry| entry.platform.clone()))
+            .ok_or_else(|| {
+                invalid(
+                    target,
+                    &config_what,
+                    "it names no `os` and `architecture`".to_string(),
+                )
+            })?;
+        if let Some(wanted) = platform
+            && !platform_matches(&image_platform, wanted)
+        {
+            return Err(RegistryError::PlatformMismatch {
+                reference: name,
+                wanted: wanted.to_string(),
+                actual: image_platform.to_string(),
+            });
+        }
+        cache
+            .insert_blob_bytes(&config_bytes)
+            .map_err(|source| RegistryError::Cache {
+                what: config_what.clone(),
+                source: Box::new(source),
+            })?;
+
+        let mut missing: Vec<&Descriptor> = Vec::new();
+        for layer in &manifest.layers {
+            let cached = cache
+                .lookup(EntryKind::Blob, &layer.digest, Some(layer.size))
+                .is_some();
+            if !cached && !missing.iter().any(|seen| seen.digest == layer.digest) {
+                missing.push(layer);
+            }
+        }
+        // Futures made up front, not in a stream `map` closure: keeps this future `Send`.
+        let downloads: Vec<_> = missing
+            .into_iter()
+            .map(|layer| self.download_blob(target, &scopes, layer, cache))
+            .collect();
+        stream::iter(downloads)
+            .buffer_unordered(self.options.jobs.max(1))
+            .try_collect::<Vec<()>>()
+            .await?;
+
+        let mut held: Vec<Sha256Digest> = vec![config_descriptor.digest];
+        held.extend(manifest.layers.iter().map(|layer| layer.digest));
+        BlobLocations::record(cache, &reference.registry, &reference.repository, &held);
+
+        Ok(BaseImage {
+            reference: name,
+            manifest_digest: document.digest,
+            config,
+            layers: manifest.layers,
+            diff_ids,
+            platform: image_platform,
+        })
+    }
+
+    /// GET a manifest or index by tag or digest, verified against `expected` when given
+    /// and against the registry's `Docker-Content-Digest`.
+    async fn get_manifest(
+        &self,
+        target: Target<'_>,
+        scopes: &[Scope],
+        reference: &str,
+        expected: Option<Sha256Digest>,
+    ) -> Result<Document, RegistryError> {
+        let url = self
+            .url(
+                target,
+                &format!("v2/{}/manifests/{reference}", target.repository),
+            )
+            .await?;
+        let what = format!("manifest `{reference}`");
+        let call = Call::new(Method::GET, url, scopes.to_vec(), what.clone())
+            .header(ACCEPT, &manifest_accept());
+        let (call, what) = (&call, &what);
+        let (bytes, content_type, reported) = self
+            .with_retries(target, what, || async move {
+                let response = self.send_once(target, call).await?;
+                if response.status() == StatusCode::NOT_FOUND {
+                    let status = response.status();
+                    let detail = read_error_detail(response, self.options.timeout).await;
+                    return Err(Failure::Fatal(RegistryError::ManifestNotFound {
+                        registry: target.registry.to_string(),
+                        repository: target.repository.to_string(),
+                        reference: reference.to_string(),
+                        status,
+                        detail,
+                    }));
+                }
+                let response = self
+                    .expect(target, what, response, &[StatusCode::OK])
+                    .await?;
+                let header = |name| {
+                    response
+                        .headers()
+                        .get(name)
+                        .and_then(|value: &reqwest::header::HeaderValue| value.to_str().ok())
+                        .map(|value| value.split(';').next().unwrap_or(value).trim().to_string())
+                };
+                let content_type = header(CONTENT_TYPE);
+                let reported = header(reqwest::header::HeaderName::from_static(
+                    "docker-content-digest",
+                ));
+                let bytes = self.read_document(target, what, response).await?;
+                Ok((bytes, content_type, reported))
+            })
+            .await?;
+        let digest = Sha256Digest::of(&bytes);
+        let mismatch = |expected: Sha256Digest| RegistryError::DigestMismatch {
+            image: target.name(),
+            what: what.clone(),
+            expected,
+            actual: digest,
+        };
+        if let Some(expected) = expected
+            && expected != digest
+        {
+            return Err(mismatch(expected));
+        }
+        if let Some(reported) = reported.as_deref().and_then(|text| {
+            text.starts_with("sha256:")
+                .then(|| Sha256Digest::from_hex(text).ok())
+                .flatten()
+        }) && reported != digest
+        {
+            return Err(mismatch(reported));
+        }
+        Ok(Document {
+            bytes,
+            digest,
+            content_type,
+        })
+    }
+
+    /// Read a JSON document's body, up to [`MAX_DOCUMENT_SIZE`] bytes.
+    async fn read_document(
+        &self,
+        target: Target<'_>,
+        what: &str,
+        mut response: reqwest::Response,
+    ) -> Result<Vec<u8>, Failure> {
+        let too_large = || {
+            Failure::Fatal(RegistryError::DocumentTooLarge {
+                registry: target.registry.to_string(),
+                repository: target.repository.to_string(),
+                what: what.to_string(),
+                limit: MAX_DOCUMENT_SIZE,
+            })
+        };
+        if response
+            .content_length()
+            .is_some_and(|length| length > MAX_DOCUMENT_SIZE)
+        {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = self.next_chunk(&mut response).await? {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() as u64 > MAX_DOCUMENT_SIZE {
+                return Err(too_large());
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// The next piece of a body, waiting at most the timeout for it.
+    async fn next_chunk(
+        &self,
+        response: &mut reqwest::Response,
+    ) -> Result<Option<Vec<u8>>, Failure> {
+        match tokio::time::timeout(self.options.timeout, response.chunk()).await {
+            Ok(Ok(chunk)) => Ok(chunk.map(|bytes| bytes.to_vec())),
+            Ok(Err(error)) => Err(Failure::Transient {
+                cause: format!(
+                    "the answer broke off: {}",
+                    super::client::render_chain(&error.without_url())
+                ),
+                retry_after: None,
+            }),
+            Err(_) => Err(Failure::Transient {
+                cause: format!(
+                    "the answer stalled for {:.1} s",
+                    self.options.timeout.as_secs_f64()
+                ),
+                retry_after: None,
+            }),
+        }
+    }
+
+    /// The config blob's bytes: from the cache when present, else downloaded and
+    /// verified.
+    async fn get_config(
+        &self,
+        target: Target<'_>,
+        scopes: &[Scope],
+        descriptor: &Descriptor,
+        cache: &Cache,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let what = format!("config {}", descriptor.digest);
+        if descriptor.size > MAX_DOCUMENT_SIZE {
+            return Err(RegistryError::DocumentTooLarge {
+                registry: target.registry.to_string(),
+                repository: target.repository.to_string(),
+                what,
+                limit: MAX_DOCUMENT_SIZE,
+            });
+        }
+        if let Some(path) = cache.lookup(EntryKind::Blob, &descriptor.digest, Some(descriptor.size))
+            && let Ok(bytes) = fs_err::read(&path)
+            && Sha256Digest::of(&bytes) == descriptor.digest
+        {
+            return Ok(bytes);
+        }
+        let call = self.blob_call(target, scopes, descriptor, &what).await?;
+        let (call, what_ref) = (&call, &what);
+        let bytes = self
+            .with_retries(target, what_ref, || async move {
+                let response = self.send_once(target, call).await?;
+                let response = self
+                    .expect(target, what_ref, response, &[StatusCode::OK])
+                    .await?;
+                self.read_document(target, what_ref, response).await
+            })
+            .await?;
+        let actual = Sha256Digest::of(&bytes);
+        if actual != descriptor.digest || bytes.len() as u64 != descriptor.size {
+            return Err(RegistryError::DigestMismatch {
+                image: target.name(),
+                what: format!(
+                    "{what} ({} bytes; its descriptor says {})",
+                    bytes.len(),
+                    descriptor.size
+                ),
+                expected: descriptor.digest,
+                actual,
+            });
+        }
+        Counters::add(&self.counters.blobs_downloaded, 1);
+        Counters::add(&self.counters.bytes_downloaded, descriptor.size);
+        Ok(bytes)
+    }
+
+    /// The GET request of a blob (no content decoding: the digest covers the bytes as
+    /// stored).
+    async fn blob_call(
+        &self,
+        target: Target<'_>,
+        scopes: &[Scope],
+        descriptor: &Descriptor,
+        what: &str,
+    ) -> Result<Call, RegistryError> {
+        let url = self
+            .url(
+                target,
+                &format!("v2/{}/blobs/{}", target.repository, descriptor.digest.oci()),
+            )
+            .await?;
+        Ok(
+            Call::new(Method::GET, url, scopes.to_vec(), what.to_string())
+                .header(ACCEPT_ENCODING, "identity"),
+        )
+    }
+
+    /// Download a blob into the cache, verified by digest and size; a broken transfer
+    /// starts over.
+    async fn download_blob(
+        &self,
+        target: Target<'_>,
+        scopes: &[Scope],
+        descriptor: &Descriptor,
+        cache: &Cache,
+    ) -> Result<(), RegistryError> {
+        let what = format!("download of blob {}", descriptor.digest);
+        let call = self.blob_call(target, scopes, descriptor, &what).await?;
+        self.with_retries(target, &what, || {
+            self.download_blob_once(target, &call, descriptor, cache)
+        })
+        .await?;
+        Counters::add(&self.counters.blobs_downloaded, 1);
+        Counters::add(&self.counters.bytes_downloaded, descriptor.size);
+        Ok(())
+    }
+
+    async fn download_blob_once(
+        &self,
+        target: Target<'_>,
+        call: &Call,
+        descriptor: &Descriptor,
+        cache: &Cache,
+    ) -> Result<(), Failure> {
+        let response = self.send_once(target, call).await?;
+        let mut response = self
+            .expect(target, &call.what, response, &[StatusCode::OK])
+            .await?;
+        let mismatch = |actual: Sha256Digest, actual_size: u64| {
+            let what = if actual_size == descriptor.size {
+                format!("blob {}", descriptor.digest)
+            } else {
+                format!(
+                    "blob {} ({actual_size} bytes or more; its descriptor says {})",
+                    descriptor.digest, descriptor.size
+                )
+            };
+            Failure::Fatal(RegistryError::DigestMismatch {
+                image: target.name(),
+                what,
+                expected: descriptor.digest,
+                actual,
+            })
+        };
+        let cache_error = |source: CacheError| {
+            Failure::Fatal(RegistryError::Cache {
+                what: format!("blob {}", descriptor.digest),
+                source: Box::new(source),
+            })
+        };
+        let mut pending = cache.begin(EntryKind::Blob).map_err(cache_error)?;
+        let temp_path = pending.temp_path();
+        let mut hasher = Hasher::new();
+        while let Some(chunk) = self.next_chunk(&mut response).await? {
+            hasher.update(&chunk);
+            if hasher.length() > descriptor.size {
+                // A body larger than its descriptor can never verify: stop early.
+                return Err(mismatch(hasher.finish(), descriptor.size + 1));
+            }
+            pending.write_all(&chunk).map_err(|source| {
+                cache_error(CacheError::Io {
+                    path: temp_path.clone(),
+                    source,
+                })
+            })?;
+        }
+        let expected = (descriptor.digest, descriptor.size);
+        let committed = tokio::task::spawn_blocking(move || pending.commit(Some(expected)))
+            .await
+            .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()));
+        match committed {
+            Ok(_) => Ok(()),
+            Err(CacheError::Mismatch {
+                actual,
+                actual_size,
+                ..
+            }) => Err(mismatch(actual, actual_size)),
+            Err(error) => Err(cache_error(error)),
+        }
+    }
+}
+
+/// Parse JSON, or say which document is invalid.
+fn parse<T: serde::de::DeserializeOwned>(
+    target: Target<'_>,
+    what: &str,
+    bytes: &[u8],
+) -> Result<T, RegistryError> {
+    serde_json::from_slice(bytes).map_err(|error| {
+        invalid(
+            target,
+            what,
+            format!("it is not valid JSON of its kind ({error})"),
+        )
+    })
+}
+
+fn invalid(target: Target<'_>, what: &str, reason: String) -> RegistryError {
+    RegistryError::InvalidDocument {
+        registry: target.registry.to_string(),
+        repository: target.repository.to_string(),
+        what: what.to_string(),
+        reason,
+    }
+}
+
+/// Pick the index entry for `platform`: the first match; with no platform asked for,
+/// the only real platform. Attestation manifests (platform `unknown/unknown`) are never
+/// chosen.
+fn choose_platform(
+    name: &str,
+    entries: &[Descriptor],
+    platform: Option<&Platform>,
+) -> Result<Descriptor, RegistryError> {
+    let usable: Vec<&Descriptor> = entries
+        .iter()
+        .filter(|entry| {
+            entry
+                .platform
+                .as_ref()
+                .is_none_or(|platform| platform.os != "unknown")
+        })
+        .collect();
+    let available = || {
+        let mut platforms: Vec<String> = usable
+            .iter()
+            .filter_map(|entry| entry.platform.as_ref().map(ToString::to_string))
+            .collect();
+        platforms.sort();
+        platforms.dedup();
+        platforms
+    };
+    match platform {
+        Some(wanted) => usable
+            .iter()
+            .find(|entry| {
+                entry
+                    .platform
+                    .as_ref()
+                    .is_some_and(|found| platform_matches(found, wanted))
+            })
+            .or_else(|| match usable.as_slice() {
+                // A lone entry without a platform is followed; the config's platform is
+                // checked at the end.
+                [only] if only.platform.is_none() => Some(only),
+                _ => None,
+            })
+            .map(|entry| (*entry).clone())
+            .ok_or_else(|| RegistryError::PlatformNotFound {
+                reference: name.to_string(),
+                platform: wanted.to_string(),
+                available: available(),
+            }),
+        None => match usable.as_slice() {
+            [only] => Ok((*only).clone()),
+            _ => Err(RegistryError::PlatformRequired {
+                reference: name.to_string(),
+                available: available(),
+            }),
+        },
+    }
+}
+
+/// `rootfs.diff_ids` of a config.
+fn diff_ids(config: &serde_json::Value) -> Result<Vec<Sha256Digest>, String> {
+    let ids = config
+        .get("rootfs")
+        .and_then(|rootfs| rootfs.get("diff_ids"))
+        .and_then(serde_json::Value::as_array)
+        .ok_or("its `rootfs.diff_ids` is missing or not a list")?;
+    ids.iter()
+        .map(|id| {
+            let text = id
+                .as_str()
+                .filter(|text| text.starts_with("sha256:"))
+                .ok_or_else(|| {
+                    format!("`rootfs.diff_ids` holds `{id}`, which is not a sha256 digest")
+                })?;
+            Sha256Digest::from_hex(text).map_err(|error| error.to_string())
+        })
+        .collect()
+}
+
+/// The platform a config declares.
+fn config_platform(config: &serde_json::Value) -> Option<Platform> {
+    let text = |key: &str| {
+        config
+            .get(key)
+            .and_then(serde_json::Value::as_str)
+            .filter(|value| !value.is_empty())
+    };
+    Some(Platform {
+        os: text("os")?.to_string(),
+        architecture: text("architecture")?.to_string(),
+        variant: text("variant").map(str::to_string),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(os: &str, architecture: &str, variant: Option<&str>) -> Descriptor {
+        Descriptor {
+            platform: Some(Platform {
+                os: os.into(),
+                architecture: architecture.into(),
+                variant: variant.map(str::to_string),
+            }),
+            ..Descriptor::of_bytes(
+                media_type::OCI_MANIFEST,
+                format!("{os}{architecture}").as_bytes(),
+            )
+        }
+    }
+
+    #[test]
+    fn ok_platform_choice_skips_attestations() {
+        let entries = [
+            entry("linux", "amd64", None),
+            entry("linux", "arm64", Some("v8")),
+            entry("unknown", "unknown", None),
+        ];
+        let arm64 = Platform {
+            os: "linux".into(),
+            architecture: "arm64".into(),
+            variant: None,
+        };
+        let chosen = choose_platform("r", &entries, Some(&arm64)).unwrap();
+        assert_eq!(chosen.digest, entries[1].digest);
+        let error = choose_platform("r", &entries, None).unwrap_err();
+        assert!(
+            error.to_string().contains("linux/amd64, linux/arm64/v8"),
+            "{error}"
+        );
+        let s390x = Platform {
+            os: "linux".into(),
+            architecture: "s390x".into(),
+            variant: None,
+        };
+        let error = choose_platform("r", &entries, Some(&s390x)).unwrap_err();
+        assert!(matches!(error, RegistryError::PlatformNotFound { .. }));
+        let only = [
+            entry("linux", "amd64", None),
+            entry("unknown", "unknown", None),
+        ];
+        assert_eq!(
+            choose_platform("r", &only, None).unwrap().digest,
+            only[0].digest
+        );
+    }
+
+    #[test]
+    fn err_bad_diff_ids() {
+        let config = serde_json::json!({"rootfs": {"diff_ids": ["md5:00"]}});
+        assert!(
+            diff_ids(&config)
+                .unwrap_err()
+                .contains("not a sha256 digest")
+        );
+        let config = serde_json::json!({"rootfs": {}});
+        assert!(diff_ids(&config).is_err());
+    }
+}
