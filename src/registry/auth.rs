@@ -1525,21 +1525,26 @@ impl Authenticator {
         let scope_params = scopes.params();
         let mut answer = None;
         if let Some(Credential::IdentityToken(refresh_token)) = &self.credential {
-            let mut form = url::form_urlencoded::Serializer::new(String::new());
-            form.append_pair("grant_type", "refresh_token");
-            form.append_pair("refresh_token", refresh_token);
-            if let Some(service) = service {
-                form.append_pair("service", service);
-            }
-            form.append_pair("client_id", "envbuild");
-            if !scope_params.is_empty() {
-                form.append_pair("scope", &scope_params.join(" "));
-            }
+            // Built in a block: the serializer must not live across the `.await`, or
+            // the future would not be `Send`.
+            let body = {
+                let mut form = url::form_urlencoded::Serializer::new(String::new());
+                form.append_pair("grant_type", "refresh_token");
+                form.append_pair("refresh_token", refresh_token);
+                if let Some(service) = service {
+                    form.append_pair("service", service);
+                }
+                form.append_pair("client_id", "envbuild");
+                if !scope_params.is_empty() {
+                    form.append_pair("scope", &scope_params.join(" "));
+                }
+                form.finish()
+            };
             let response = self
                 .http
                 .post(realm.clone())
                 .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(form.finish())
+                .body(body)
                 .send()
                 .await
                 .map_err(|source| self.token_request_error(realm, source))?;
