@@ -554,7 +554,10 @@ mod tests {
         // ... but never a path.
         for path in ["/srv/layout", "./layout", "../x:1", "Bad Name"] {
             let error = path.parse::<ImageReference>().unwrap_err();
-            assert!(matches!(error, ReferenceError::UnknownTransport { .. }), "{path}");
+            assert!(
+                matches!(error, ReferenceError::UnknownTransport { .. }),
+                "{path}"
+            );
         }
     }
 
