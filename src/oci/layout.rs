@@ -18,6 +18,7 @@ use super::error::{OciError, io_error};
 use super::index::ImageIndex;
 use super::manifest::ImageManifest;
 use super::reference::ImageReference;
+use super::select::{PlatformChoice, choose_platform, config_platform, diff_ids};
 use crate::cache::{Cache, EntryKind};
 use crate::digest::Sha256Digest;
 use crate::target::Platform;
@@ -325,64 +326,26 @@ impl Reader<'_> {
         }
     }
 
-    /// Pick the manifest for `platform` among index entries (image-spec: "the first
-    /// matching entry SHOULD be used"), or the only real platform when `None`.
+    /// Pick the manifest for `platform` among index entries.
     fn choose_platform(
         &self,
         entries: &[Descriptor],
         platform: Option<&Platform>,
     ) -> Result<Descriptor, OciError> {
-        // Attestation manifests (buildx) are listed with platform `unknown/unknown`.
-        let usable: Vec<&Descriptor> = entries
-            .iter()
-            .filter(|entry| {
-                entry
-                    .platform
-                    .as_ref()
-                    .is_none_or(|platform| platform.os != "unknown")
-            })
-            .collect();
-        let available = || {
-            let mut platforms: Vec<String> = usable
-                .iter()
-                .filter_map(|entry| entry.platform.as_ref().map(ToString::to_string))
-                .collect();
-            platforms.sort();
-            platforms.dedup();
-            platforms
-        };
-        match platform {
-            Some(wanted) => usable
-                .iter()
-                .find(|entry| {
-                    entry
-                        .platform
-                        .as_ref()
-                        .is_some_and(|found| platform_matches(found, wanted))
-                })
-                // A lone entry without a platform (e.g. a nested index) is followed;
-                // the config's platform is checked at the end.
-                .or_else(|| match usable.as_slice() {
-                    [only] if only.platform.is_none() => Some(only),
-                    _ => None,
-                })
-                .map(|entry| (*entry).clone())
-                .ok_or_else(|| OciError::PlatformNotFound {
-                    reference: self.name.clone(),
-                    platform: wanted.to_string(),
-                    available: available(),
-                }),
-            None => match usable.as_slice() {
-                [] => Err(OciError::NoImage {
-                    reference: self.name.clone(),
-                }),
-                [only] => Ok((*only).clone()),
-                _ => Err(OciError::PlatformRequired {
-                    reference: self.name.clone(),
-                    available: available(),
-                }),
+        choose_platform(entries, platform).map_err(|choice| match choice {
+            PlatformChoice::Empty => OciError::NoImage {
+                reference: self.name.clone(),
             },
-        }
+            PlatformChoice::NotFound(available) => OciError::PlatformNotFound {
+                reference: self.name.clone(),
+                platform: platform.map(ToString::to_string).unwrap_or_default(),
+                available,
+            },
+            PlatformChoice::Required(available) => OciError::PlatformRequired {
+                reference: self.name.clone(),
+                available,
+            },
+        })
     }
 
     /// Follow indexes down to an image manifest.
@@ -505,42 +468,6 @@ impl Reader<'_> {
             platform,
         })
     }
-}
-
-/// `rootfs.diff_ids` of a config.
-fn diff_ids(config: &serde_json::Value) -> Result<Vec<Sha256Digest>, String> {
-    let rootfs = config.get("rootfs").ok_or("it has no `rootfs`")?;
-    let Some(ids) = rootfs.get("diff_ids").and_then(serde_json::Value::as_array) else {
-        return Err("its `rootfs.diff_ids` is not a list".to_string());
-    };
-    ids.iter()
-        .map(|id| {
-            let text = id
-                .as_str()
-                .ok_or("`rootfs.diff_ids` holds a value that is not a string")?;
-            if !text.starts_with("sha256:") {
-                return Err(format!(
-                    "`rootfs.diff_ids` holds `{text}`, which is not a sha256 digest"
-                ));
-            }
-            Sha256Digest::from_hex(text).map_err(|error| error.to_string())
-        })
-        .collect()
-}
-
-/// The platform a config declares (`os`, `architecture`, `variant`).
-fn config_platform(config: &serde_json::Value) -> Option<Platform> {
-    let text = |key: &str| {
-        config
-            .get(key)
-            .and_then(serde_json::Value::as_str)
-            .filter(|value| !value.is_empty())
-    };
-    Some(Platform {
-        os: text("os")?.to_string(),
-        architecture: text("architecture")?.to_string(),
-        variant: text("variant").map(str::to_string),
-    })
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ pub mod index;
 mod layout;
 pub mod manifest;
 pub mod reference;
+pub mod select;
 #[cfg(test)]
 mod testing;
 mod write;

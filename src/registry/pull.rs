@@ -22,6 +22,7 @@ use crate::oci::BaseImage;
 use crate::oci::descriptor::{Descriptor, media_type, platform_matches};
 use crate::oci::index::ImageIndex;
 use crate::oci::manifest::ImageManifest;
+use crate::oci::select::{self, PlatformChoice, config_platform, diff_ids};
 use crate::target::Platform;
 
 /// Largest manifest, index or config read into memory.
@@ -556,95 +557,26 @@ fn invalid(target: Target<'_>, what: &str, reason: String) -> RegistryError {
     }
 }
 
-/// Pick the index entry for `platform`: the first match; with no platform asked for,
-/// the only real platform. Attestation manifests (platform `unknown/unknown`) are never
-/// chosen.
+/// Pick the index entry for `platform` (see [`crate::oci::select::choose_platform`]).
 fn choose_platform(
     name: &str,
     entries: &[Descriptor],
     platform: Option<&Platform>,
 ) -> Result<Descriptor, RegistryError> {
-    let usable: Vec<&Descriptor> = entries
-        .iter()
-        .filter(|entry| {
-            entry
-                .platform
-                .as_ref()
-                .is_none_or(|platform| platform.os != "unknown")
-        })
-        .collect();
-    let available = || {
-        let mut platforms: Vec<String> = usable
-            .iter()
-            .filter_map(|entry| entry.platform.as_ref().map(ToString::to_string))
-            .collect();
-        platforms.sort();
-        platforms.dedup();
-        platforms
-    };
-    match platform {
-        Some(wanted) => usable
-            .iter()
-            .find(|entry| {
-                entry
-                    .platform
-                    .as_ref()
-                    .is_some_and(|found| platform_matches(found, wanted))
-            })
-            .or_else(|| match usable.as_slice() {
-                // A lone entry without a platform is followed; the config's platform is
-                // checked at the end.
-                [only] if only.platform.is_none() => Some(only),
-                _ => None,
-            })
-            .map(|entry| (*entry).clone())
-            .ok_or_else(|| RegistryError::PlatformNotFound {
-                reference: name.to_string(),
-                platform: wanted.to_string(),
-                available: available(),
-            }),
-        None => match usable.as_slice() {
-            [only] => Ok((*only).clone()),
-            _ => Err(RegistryError::PlatformRequired {
-                reference: name.to_string(),
-                available: available(),
-            }),
+    select::choose_platform(entries, platform).map_err(|choice| match choice {
+        PlatformChoice::NotFound(available) => RegistryError::PlatformNotFound {
+            reference: name.to_string(),
+            platform: platform.map(ToString::to_string).unwrap_or_default(),
+            available,
         },
-    }
-}
-
-/// `rootfs.diff_ids` of a config.
-fn diff_ids(config: &serde_json::Value) -> Result<Vec<Sha256Digest>, String> {
-    let ids = config
-        .get("rootfs")
-        .and_then(|rootfs| rootfs.get("diff_ids"))
-        .and_then(serde_json::Value::as_array)
-        .ok_or("its `rootfs.diff_ids` is missing or not a list")?;
-    ids.iter()
-        .map(|id| {
-            let text = id
-                .as_str()
-                .filter(|text| text.starts_with("sha256:"))
-                .ok_or_else(|| {
-                    format!("`rootfs.diff_ids` holds `{id}`, which is not a sha256 digest")
-                })?;
-            Sha256Digest::from_hex(text).map_err(|error| error.to_string())
-        })
-        .collect()
-}
-
-/// The platform a config declares.
-fn config_platform(config: &serde_json::Value) -> Option<Platform> {
-    let text = |key: &str| {
-        config
-            .get(key)
-            .and_then(serde_json::Value::as_str)
-            .filter(|value| !value.is_empty())
-    };
-    Some(Platform {
-        os: text("os")?.to_string(),
-        architecture: text("architecture")?.to_string(),
-        variant: text("variant").map(str::to_string),
+        PlatformChoice::Empty => RegistryError::PlatformRequired {
+            reference: name.to_string(),
+            available: Vec::new(),
+        },
+        PlatformChoice::Required(available) => RegistryError::PlatformRequired {
+            reference: name.to_string(),
+            available,
+        },
     })
 }
 
