@@ -1176,6 +1176,8 @@ async fn full_push_through_basic_auth_over_tls() {
         source = cause.source();
     }
     assert!(text.contains(&registry.addr), "{text}");
+    // The client tells refused credentials apart from a bare 401.
+    assert!(text.contains("refused"), "{text}");
     assert!(!text.contains(WRONG_PASSWORD) && !format!("{error:?}").contains(WRONG_PASSWORD));
 }
 

@@ -248,12 +248,14 @@ impl Registry {
                 .http
                 .request(call.method.clone(), call.url.clone())
                 .headers(call.headers.clone());
+            let mut sent = None;
             if same_host
                 && let Some(value) = authenticator
                     .header(&call.scopes)
                     .await
                     .map_err(|source| self.authentication_error(target, call, source))?
             {
+                sent = Some(value.clone());
                 request = request.header(AUTHORIZATION, value);
             }
             request = match &call.body {
@@ -279,19 +281,23 @@ impl Registry {
                 Ok(Ok(response)) => response,
             };
             let status = response.status();
-            if status == StatusCode::UNAUTHORIZED && same_host && !challenged {
+            if status == StatusCode::UNAUTHORIZED && same_host {
                 let challenge = response
                     .headers()
                     .get(WWW_AUTHENTICATE)
                     .and_then(|value| value.to_str().ok())
                     .map(str::to_string);
                 if let Some(challenge) = challenge {
+                    // Telling the authenticator what was sent lets it say "these
+                    // credentials were refused" after the retry, instead of a bare 401.
                     authenticator
-                        .on_challenge(&challenge, &call.scopes)
+                        .on_challenge_after(&challenge, &call.scopes, sent.as_ref())
                         .await
                         .map_err(|source| self.authentication_error(target, call, source))?;
-                    challenged = true;
-                    continue;
+                    if !challenged {
+                        challenged = true;
+                        continue;
+                    }
                 }
             }
             if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
