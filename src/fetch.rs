@@ -26,21 +26,18 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::stream;
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT_ENCODING, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{ACCEPT_ENCODING, HeaderMap, HeaderValue};
 
 use crate::cache::{Cache, CacheError, EntryKind, PendingEntry};
 use crate::digest::Sha256Digest;
 use crate::lock::{Artifact, ArtifactLocation, PackageName};
+use crate::retry::{
+    BACKOFF_BASE, BACKOFF_MAX, backoff, is_transient_status, render_chain, retry_after,
+};
 
 /// The `User-Agent` of every request envbuild makes.
 pub const USER_AGENT: &str = concat!("envbuild/", env!("CARGO_PKG_VERSION"));
 
-/// First retry delay; each further retry doubles it, up to [`BACKOFF_MAX`].
-const BACKOFF_BASE: Duration = Duration::from_millis(500);
-/// Longest delay between two attempts chosen by the backoff.
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
-/// Longest `Retry-After` envbuild honours; a server asking for more gets this.
-const RETRY_AFTER_MAX: Duration = Duration::from_secs(30);
 /// Size of the buffer used to copy local files into the cache.
 const COPY_BUFFER: usize = 256 * 1024;
 
@@ -379,18 +376,6 @@ fn list_errors(errors: &[FetchError]) -> String {
         .collect()
 }
 
-/// An error and its causes on one line, `outer: inner: innermost`.
-fn render_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 fn status_hint(status: StatusCode) -> &'static str {
     match status {
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
@@ -655,7 +640,8 @@ impl Context<'_> {
                             last_cause: cause,
                         });
                     }
-                    let delay = retry_after.unwrap_or_else(|| backoff(attempt));
+                    let delay =
+                        retry_after.unwrap_or_else(|| backoff(attempt, BACKOFF_BASE, BACKOFF_MAX));
                     tracing::warn!(
                         package = %request.package,
                         url = %redacted(url),
@@ -928,84 +914,9 @@ fn classify(request: &FetchRequest, url: &url::Url, error: reqwest::Error) -> At
     }
 }
 
-/// Statuses worth another try: request timeout, rate limiting, and server errors.
-fn is_transient_status(status: StatusCode) -> bool {
-    status == StatusCode::REQUEST_TIMEOUT
-        || status == StatusCode::TOO_MANY_REQUESTS
-        || status.is_server_error()
-}
-
-/// `Retry-After` in seconds, capped at [`RETRY_AFTER_MAX`]. The HTTP-date form is
-/// ignored (the backoff applies), as clocks between client and server disagree.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let seconds: u64 = headers
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(seconds).min(RETRY_AFTER_MAX))
-}
-
-/// Exponential backoff with jitter: between half and all of `BASE * 2^attempt`,
-/// capped at [`BACKOFF_MAX`]. Jitter keeps parallel clients from retrying in step.
-fn backoff(attempt: u32) -> Duration {
-    let full = BACKOFF_BASE
-        .saturating_mul(1u32 << attempt.min(16))
-        .min(BACKOFF_MAX);
-    full.mul_f64(0.5 + 0.5 * random_fraction())
-}
-
-/// A number in `[0, 1)`, random enough for jitter without a random-number crate:
-/// every `RandomState` is seeded with fresh keys.
-fn random_fraction() -> f64 {
-    use std::hash::BuildHasher;
-    let bits = std::collections::hash_map::RandomState::new().hash_one(0u8);
-    (bits >> 11) as f64 / (1u64 << 53) as f64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        for attempt in 0..20 {
-            let delay = backoff(attempt);
-            let full = BACKOFF_BASE
-                .saturating_mul(1u32 << attempt.min(16))
-                .min(BACKOFF_MAX);
-            assert!(
-                delay >= full / 2 && delay <= full,
-                "attempt {attempt}: {delay:?}"
-            );
-        }
-        assert!(backoff(30) <= BACKOFF_MAX);
-    }
-
-    #[test]
-    fn retry_after_seconds_capped() {
-        let mut headers = HeaderMap::new();
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("2"));
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("86400"));
-        assert_eq!(retry_after(&headers), Some(RETRY_AFTER_MAX));
-        headers.insert(
-            RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
-        assert_eq!(retry_after(&headers), None);
-    }
-
-    #[test]
-    fn transient_statuses() {
-        assert!(is_transient_status(StatusCode::SERVICE_UNAVAILABLE));
-        assert!(is_transient_status(StatusCode::TOO_MANY_REQUESTS));
-        assert!(is_transient_status(StatusCode::REQUEST_TIMEOUT));
-        assert!(!is_transient_status(StatusCode::NOT_FOUND));
-        assert!(!is_transient_status(StatusCode::FORBIDDEN));
-    }
 
     #[test]
     fn urls_are_printed_without_credentials() {

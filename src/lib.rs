@@ -18,5 +18,6 @@ pub mod lock;
 pub mod oci;
 pub mod registry;
 pub mod repro;
+pub mod retry;
 pub mod target;
 pub mod wheel;

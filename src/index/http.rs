@@ -3,21 +3,18 @@
 //! `FetchOptions::retries` times with exponential backoff and jitter (0.5 s doubling,
 //! capped at 10 s), or after the server's `Retry-After` (capped at 30 s). Any other
 //! status is handed back to the caller, which knows what a 404 means for it.
-//!
-//! The same policy lives in `fetch.rs`, private there; this copy keeps the index client
-//! independent until the two share one helper.
+//! The policy itself lives in `crate::retry`, shared with `fetch` and the registry
+//! client.
 
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
-/// First retry delay; each further retry doubles it, up to [`BACKOFF_MAX`].
-const BACKOFF_BASE: Duration = Duration::from_millis(500);
-/// Longest delay between two attempts chosen by the backoff.
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
-/// Longest `Retry-After` honoured.
-const RETRY_AFTER_MAX: Duration = Duration::from_secs(30);
+use crate::retry::{
+    BACKOFF_BASE, BACKOFF_MAX, backoff, is_transient_status, render_chain, retry_after,
+};
+
 /// Largest page accepted (the biggest projects' JSON pages are tens of MiB).
 const BODY_MAX: u64 = 512 * 1024 * 1024;
 
@@ -67,7 +64,8 @@ pub(crate) async fn get(
                         last_cause: cause,
                     });
                 }
-                let delay = retry_after.unwrap_or_else(|| backoff(attempt));
+                let delay =
+                    retry_after.unwrap_or_else(|| backoff(attempt, BACKOFF_BASE, BACKOFF_MAX));
                 tracing::warn!(
                     url = %super::redact(url),
                     "index request attempt {} failed: {cause}; retrying in {:.1} s",
@@ -143,69 +141,5 @@ fn classify(error: reqwest::Error) -> Attempt {
         }
     } else {
         Attempt::Fatal(cause)
-    }
-}
-
-/// An error and its causes on one line, `outer: inner: innermost`.
-fn render_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-fn is_transient_status(status: StatusCode) -> bool {
-    status == StatusCode::REQUEST_TIMEOUT
-        || status == StatusCode::TOO_MANY_REQUESTS
-        || status.is_server_error()
-}
-
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let seconds: u64 = headers
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(seconds).min(RETRY_AFTER_MAX))
-}
-
-fn backoff(attempt: u32) -> Duration {
-    let exponential = BACKOFF_BASE.saturating_mul(1u32 << attempt.min(16));
-    let capped = exponential.min(BACKOFF_MAX);
-    // Up to 25% jitter, so parallel clients do not retry in step.
-    capped.mul_f64(1.0 + 0.25 * random_fraction())
-}
-
-/// A fraction in [0, 1) from the clock's nanoseconds: jitter needs no better randomness.
-fn random_fraction() -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.subsec_nanos());
-    f64::from(nanos % 1000) / 1000.0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert!(backoff(0) >= BACKOFF_BASE && backoff(0) < BACKOFF_BASE * 2);
-        assert!(backoff(1) >= BACKOFF_BASE * 2);
-        assert!(backoff(10) <= BACKOFF_MAX.mul_f64(1.25));
-    }
-
-    #[test]
-    fn transient_statuses() {
-        assert!(is_transient_status(StatusCode::SERVICE_UNAVAILABLE));
-        assert!(is_transient_status(StatusCode::TOO_MANY_REQUESTS));
-        assert!(!is_transient_status(StatusCode::NOT_FOUND));
-        assert!(!is_transient_status(StatusCode::UNAUTHORIZED));
     }
 }

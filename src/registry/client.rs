@@ -12,7 +12,7 @@
 //!   sent again; a second 401, or a 403, is [`RegistryError::Denied`];
 //! - connection errors, timeouts, 408, 429 and 5xx are transient: [`Registry::send`]
 //!   retries them up to [`RegistryOptions::retries`] times with exponential backoff and
-//!   jitter, or after the registry's `Retry-After` (capped at [`RETRY_AFTER_MAX`]).
+//!   jitter, or after the registry's `Retry-After` (capped at [`crate::retry::RETRY_AFTER_MAX`]).
 //!
 //! Requests that change an upload session (`PATCH`, the closing `PUT`) are not retried
 //! in place: whether a failed one reached the registry is unknown, so the caller asks
@@ -24,7 +24,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderMap, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderMap, WWW_AUTHENTICATE};
 use reqwest::{Method, Response, StatusCode};
 use url::Url;
 
@@ -32,9 +32,8 @@ use super::auth::{self, Authenticator, Scope};
 use super::error::{RegistryError, error_detail};
 use super::reference::api_host;
 use super::{Counters, Registry, tls};
+pub(crate) use crate::retry::{is_transient_status, render_chain, retry_after};
 
-/// Longest `Retry-After` honoured; a registry asking for more gets this.
-pub(crate) const RETRY_AFTER_MAX: Duration = Duration::from_secs(30);
 /// Most bytes of an error answer read for its message.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 /// Extra time allowed to send a request body, per this many bytes.
@@ -381,12 +380,11 @@ impl Registry {
     /// `initial_backoff * 2^attempt`, capped at `max_backoff`. Jitter keeps parallel
     /// uploads from retrying in step.
     pub(crate) fn backoff(&self, attempt: u32) -> Duration {
-        let full = self
-            .options
-            .initial_backoff
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.options.max_backoff);
-        full.mul_f64(0.5 + 0.5 * random_fraction())
+        crate::retry::backoff(
+            attempt,
+            self.options.initial_backoff,
+            self.options.max_backoff,
+        )
     }
 
     /// Turn an answer with a status other than `expected` into an error.
@@ -498,48 +496,6 @@ pub(crate) async fn read_limited(
     bytes
 }
 
-/// Statuses worth another try: request timeout, rate limiting, server errors.
-pub(crate) fn is_transient_status(status: StatusCode) -> bool {
-    status == StatusCode::REQUEST_TIMEOUT
-        || status == StatusCode::TOO_MANY_REQUESTS
-        || status.is_server_error()
-}
-
-/// `Retry-After` in seconds, capped at [`RETRY_AFTER_MAX`]. The HTTP-date form is
-/// ignored (the backoff applies): client and registry clocks disagree.
-pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let seconds: u64 = headers
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(seconds).min(RETRY_AFTER_MAX))
-}
-
-/// An error and its sources, joined with `: `.
-pub(crate) fn render_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let next = cause.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-/// A number in `[0, 1)`, random enough for jitter: every `RandomState` has fresh keys.
-fn random_fraction() -> f64 {
-    use std::hash::BuildHasher;
-    let bits = std::collections::hash_map::RandomState::new().hash_one(0u8);
-    (bits >> 11) as f64 / (1u64 << 53) as f64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -560,20 +516,6 @@ mod tests {
                 .min(Duration::from_secs(2));
             assert!(delay >= full / 2 && delay <= full, "{attempt}: {delay:?}");
         }
-    }
-
-    #[test]
-    fn retry_after_is_capped_and_dates_ignored() {
-        let mut headers = HeaderMap::new();
-        headers.insert(RETRY_AFTER, "1".parse().unwrap());
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(1)));
-        headers.insert(RETRY_AFTER, "999999".parse().unwrap());
-        assert_eq!(retry_after(&headers), Some(RETRY_AFTER_MAX));
-        headers.insert(
-            RETRY_AFTER,
-            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
-        );
-        assert_eq!(retry_after(&headers), None);
     }
 
     #[test]
