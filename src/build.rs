@@ -798,8 +798,14 @@ async fn select_packages(
     if !needs_lookup {
         return Ok(packages);
     }
+    let find_links = lock.find_links();
+    let index = if find_links.is_empty() {
+        index.clone()
+    } else {
+        index.clone().with_lock_find_links(&find_links)
+    };
     Ok(
-        crate::index::resolve_lookups_cached(packages, &lock.indexes(), index, fetch, cache)
+        crate::index::resolve_lookups_cached(packages, &lock.indexes(), &index, fetch, cache)
             .await?,
     )
 }

@@ -497,6 +497,46 @@ fn holds_no_file(dir: &Path) -> bool {
     })
 }
 
+/// A requirements file that names its own `--find-links` folder needs no index at all:
+/// with every index setting cleared, the build finds the wheels there (by hash) and gives
+/// the pylock.toml image.
+#[test]
+fn requirements_find_links_line_is_used_without_any_index() {
+    let locks = locks();
+    let dir = scratch_dir("find-links-");
+    let with_links = dir.path().join("requirements.txt");
+    let text = fs_err::read_to_string(&locks.uv_requirements).unwrap();
+    let wheels = &fixtures().wheels;
+    fs_err::write(
+        &with_links,
+        format!("--find-links {}\n{text}", wheels.display()),
+    )
+    .unwrap();
+    let built = build(&with_links, &["--no-index-config"], &[]);
+    assert_eq!(
+        built.digest,
+        pylock_image().digest,
+        "{}",
+        explain_difference(pylock_image(), &built)
+    );
+    // Without the line (and with no index configured), the same file cannot be built.
+    let output = envbuild()
+        .args(image_args(
+            &locks.uv_requirements,
+            &format!("oci:{}:x", dir.path().join("out").display()),
+        ))
+        .arg("--no-index-config")
+        .arg("--cache-dir")
+        .arg(dir.path().join("cache"))
+        .output();
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("--index-url"),
+        "{}",
+        stderr(&output)
+    );
+}
+
 #[test]
 fn malformed_lock_of_each_format_names_its_file_and_line() {
     let locks = locks();

@@ -369,6 +369,26 @@ impl IndexConfig {
         }
     }
 
+    /// Add the find-links locations a lockfile names (`--find-links` lines in a
+    /// requirements file) before the configured ones: `file:` URLs are local folders or
+    /// pages, other URLs remote pages.
+    pub fn with_lock_find_links(mut self, links: &[url::Url]) -> Self {
+        let mut from_lock: Vec<FindLinks> = links
+            .iter()
+            .map(|url| match url.to_file_path() {
+                Ok(path) if url.scheme() == "file" => FindLinks::Local {
+                    path,
+                    origin: ConfigOrigin::Lockfile,
+                },
+                _ => FindLinks::Page(IndexUrl::page(url.clone(), ConfigOrigin::Lockfile)),
+            })
+            .filter(|link| !self.find_links.contains(link))
+            .collect();
+        from_lock.append(&mut self.find_links);
+        self.find_links = from_lock;
+        self
+    }
+
     /// Use these `.netrc` credentials (replacing any read by [`IndexConfig::resolve`]).
     pub fn with_netrc_text(mut self, text: &str) -> Self {
         self.netrc = Netrc::parse(text, None);

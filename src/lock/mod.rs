@@ -317,6 +317,15 @@ impl Lock {
         }
     }
 
+    /// Find-links locations the lockfile itself names (`--find-links` lines of a
+    /// requirements file).
+    pub fn find_links(&self) -> Vec<url::Url> {
+        match &self.inner {
+            LockInner::Requirements(lock) => lock.find_links(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Package indexes the lockfile itself names (`--index-url` lines, Pipfile sources,
     /// Poetry sources), most preferred first. Index lookups use these before the
     /// configured ones.

@@ -517,7 +517,6 @@ impl Requirements {
 
     /// `--find-links` locations, in order, without repeats; local folders and files as
     /// `file:` URLs (made absolute against the file that names them).
-    #[allow(dead_code)] // Wired into `Lock` by the index lookup.
     pub(crate) fn find_links(&self) -> Vec<url::Url> {
         let mut links: Vec<url::Url> = Vec::new();
         for url in &self.find_links {
