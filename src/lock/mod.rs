@@ -8,6 +8,8 @@ mod poetry;
 mod pylock;
 mod requirements;
 mod source;
+#[cfg(test)]
+mod testing;
 mod uv_lock;
 
 use std::collections::BTreeSet;

@@ -1073,38 +1073,13 @@ fn resolve_path(lockfile: &Path, written: &str) -> PathBuf {
 mod tests {
     use std::collections::BTreeSet;
 
-    use uv_pep508::MarkerEnvironmentBuilder;
-
     use super::*;
+    use crate::lock::testing::{environment, linux_311};
 
     const LOCKFILE: &str = "/work/project/poetry.lock";
     const HASH_A: &str = "77e284d754527b01fb1e6fa8a1afe577858ebe4e9dad8919e34c862cb399bc34";
     const HASH_B: &str = "ba0efaa9080b619ff2f3459d1d500c57bddea4a6b424b60a91141db6fd2f08bc";
     const HASH_C: &str = "1324c476b4811eff41a8bc2122cd0bbd4d9c7234c725446d99ab1612b3a7fdd2";
-
-    fn environment(sys_platform: &str, python_full_version: &str) -> MarkerEnvironment {
-        let python_version: Vec<&str> = python_full_version.split('.').take(2).collect();
-        let python_version = python_version.join(".");
-        let windows = sys_platform == "win32";
-        MarkerEnvironment::try_from(MarkerEnvironmentBuilder {
-            implementation_name: "cpython",
-            implementation_version: python_full_version,
-            os_name: if windows { "nt" } else { "posix" },
-            platform_machine: if windows { "AMD64" } else { "x86_64" },
-            platform_python_implementation: "CPython",
-            platform_release: "",
-            platform_system: if windows { "Windows" } else { "Linux" },
-            platform_version: "",
-            python_full_version,
-            python_version: &python_version,
-            sys_platform,
-        })
-        .unwrap()
-    }
-
-    fn linux_311() -> MarkerEnvironment {
-        environment("linux", "3.11.7")
-    }
 
     fn selection(extras: &[&str], groups: &[&str], no_default_groups: bool) -> GroupSelection {
         GroupSelection {

@@ -1351,34 +1351,12 @@ fn join_and(items: &[String]) -> String {
 mod tests {
     use std::collections::BTreeSet;
 
-    use uv_pep508::MarkerEnvironmentBuilder;
-
     use super::*;
+    use crate::lock::testing::environment;
 
     const LOCKFILE: &str = "/work/project/pylock.toml";
     const HASH_A: &str = "3b787adbf04b0db1967798dba8da1af07e387908ed1553a0d6e74c084d1ceafe";
     const HASH_B: &str = "c75a69e28a550a7e93789579c22aa26b0f5b83b75dc4e08fe092980051e1090a";
-
-    /// A target environment: CPython on `sys_platform` with `python_full_version`.
-    fn environment(sys_platform: &str, python_full_version: &str) -> MarkerEnvironment {
-        let python_version: Vec<&str> = python_full_version.split('.').take(2).collect();
-        let python_version = python_version.join(".");
-        let windows = sys_platform == "win32";
-        MarkerEnvironment::try_from(MarkerEnvironmentBuilder {
-            implementation_name: "cpython",
-            implementation_version: python_full_version,
-            os_name: if windows { "nt" } else { "posix" },
-            platform_machine: if windows { "AMD64" } else { "x86_64" },
-            platform_python_implementation: "CPython",
-            platform_release: "",
-            platform_system: if windows { "Windows" } else { "Linux" },
-            platform_version: "",
-            python_full_version,
-            python_version: &python_version,
-            sys_platform,
-        })
-        .unwrap()
-    }
 
     fn linux_312() -> MarkerEnvironment {
         environment("linux", "3.12.3")

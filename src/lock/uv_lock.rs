@@ -1920,9 +1920,8 @@ fn join_and(items: &[String]) -> String {
 mod tests {
     use std::collections::BTreeSet;
 
-    use uv_pep508::MarkerEnvironmentBuilder;
-
     use super::*;
+    use crate::lock::testing::{environment, linux_311};
 
     const LOCKFILE: &str = "/work/project/uv.lock";
     const HASH_A: &str = "3b787adbf04b0db1967798dba8da1af07e387908ed1553a0d6e74c084d1ceafe";
@@ -1934,31 +1933,6 @@ mod tests {
     const WORKSPACE: &str = include_str!("../../tests/data/locks/uv-workspace/uv.lock");
     const SOURCES: &str = include_str!("../../tests/data/locks/uv-sources/uv.lock");
     const DIRECTORY: &str = include_str!("../../tests/data/locks/uv-directory/uv.lock");
-
-    /// A CPython environment on `sys_platform` with `python_full_version`.
-    fn environment(sys_platform: &str, python_full_version: &str) -> MarkerEnvironment {
-        let python_version: Vec<&str> = python_full_version.split('.').take(2).collect();
-        let python_version = python_version.join(".");
-        let windows = sys_platform == "win32";
-        MarkerEnvironment::try_from(MarkerEnvironmentBuilder {
-            implementation_name: "cpython",
-            implementation_version: python_full_version,
-            os_name: if windows { "nt" } else { "posix" },
-            platform_machine: if windows { "AMD64" } else { "x86_64" },
-            platform_python_implementation: "CPython",
-            platform_release: "",
-            platform_system: if windows { "Windows" } else { "Linux" },
-            platform_version: "",
-            python_full_version,
-            python_version: &python_version,
-            sys_platform,
-        })
-        .unwrap()
-    }
-
-    fn linux_311() -> MarkerEnvironment {
-        environment("linux", "3.11.7")
-    }
 
     fn parse(text: &str) -> Result<UvLock, UvLockError> {
         let text = text.replace("HASH_A", HASH_A).replace("HASH_B", HASH_B);
