@@ -422,6 +422,31 @@ fn fetch_requests(chosen: &[ChosenWheel]) -> Vec<FetchRequest> {
         .collect()
 }
 
+/// Download every chosen wheel once, however many targets install it; returns each
+/// wheel's file in the cache by its SHA-256.
+async fn fetch_wheels<'a>(
+    chosen: impl Iterator<Item = &'a [ChosenWheel]>,
+    cache: &Cache,
+    options: &FetchOptions,
+    progress: Arc<dyn FetchProgress>,
+) -> Result<BTreeMap<Sha256Digest, PathBuf>, BuildError> {
+    let mut unique: BTreeMap<Sha256Digest, FetchRequest> = BTreeMap::new();
+    for wheels in chosen {
+        for request in fetch_requests(wheels) {
+            if let Some(sha256) = request.artifact.sha256 {
+                unique.entry(sha256).or_insert(request);
+            }
+        }
+    }
+    let requests: Vec<FetchRequest> = unique.into_values().collect();
+    let paths = crate::fetch::fetch_all(&requests, cache, options, progress).await?;
+    Ok(requests
+        .iter()
+        .zip(paths)
+        .filter_map(|(request, path)| Some((request.artifact.sha256?, path)))
+        .collect())
+}
+
 /// The key under which a layer is cached: a hash of everything its bytes depend on.
 fn layer_key(
     scheme: &InstallScheme,
@@ -657,22 +682,14 @@ pub async fn build_image(
 
     progress.stage("fetching wheels");
     // One download per wheel, however many platforms install it.
-    let mut unique: BTreeMap<Sha256Digest, FetchRequest> = BTreeMap::new();
-    for plan in &plans {
-        for request in fetch_requests(&plan.chosen) {
-            if let Some(sha256) = request.artifact.sha256 {
-                unique.entry(sha256).or_insert(request);
-            }
-        }
-    }
-    let requests: Vec<FetchRequest> = unique.into_values().collect();
     let fetch_progress: Arc<dyn FetchProgress> = progress.clone() as Arc<dyn FetchProgress>;
-    let paths = crate::fetch::fetch_all(&requests, &cache, &settings.fetch, fetch_progress).await?;
-    let wheel_files: BTreeMap<Sha256Digest, PathBuf> = requests
-        .iter()
-        .zip(paths)
-        .filter_map(|(request, path)| Some((request.artifact.sha256?, path)))
-        .collect();
+    let wheel_files = fetch_wheels(
+        plans.iter().map(|plan| plan.chosen.as_slice()),
+        &cache,
+        &settings.fetch,
+        fetch_progress,
+    )
+    .await?;
 
     let mut images = Vec::with_capacity(plans.len());
     let mut reports = Vec::with_capacity(plans.len());
@@ -1035,21 +1052,13 @@ pub async fn fetch(
         1 => return Err(BuildError::Select(unserved.remove(0))),
         _ => return Err(BuildError::UnservedPlatforms { failures: unserved }),
     }
-    let mut unique: BTreeMap<Sha256Digest, FetchRequest> = BTreeMap::new();
-    for (_, chosen) in &prepared {
-        for request in fetch_requests(chosen) {
-            if let Some(sha256) = request.artifact.sha256 {
-                unique.entry(sha256).or_insert(request);
-            }
-        }
-    }
-    let requests: Vec<FetchRequest> = unique.into_values().collect();
-    let paths = crate::fetch::fetch_all(&requests, &cache, &run.fetch, progress).await?;
-    let files: BTreeMap<Sha256Digest, PathBuf> = requests
-        .iter()
-        .zip(paths)
-        .filter_map(|(request, path)| Some((request.artifact.sha256?, path)))
-        .collect();
+    let files = fetch_wheels(
+        prepared.iter().map(|(_, chosen)| chosen.as_slice()),
+        &cache,
+        &run.fetch,
+        progress,
+    )
+    .await?;
     Ok(prepared
         .into_iter()
         .map(|(target, chosen)| {
