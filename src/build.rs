@@ -377,7 +377,7 @@ fn resolve_target(
     let need_detection =
         overrides.python.is_none() || overrides.libc.is_none() || overrides.interpreter.is_none();
     let detected = if need_detection {
-        detect_base(&env, &layer_paths)?
+        detect_cached(cache, &env, base, &layer_paths)?
     } else {
         Default::default()
     };
@@ -409,6 +409,51 @@ fn resolve_target(
         allow_linux_tag: overrides.allow_linux_tag,
     };
     Ok((target, interpreter))
+}
+
+/// [`detect_base`], remembered in the cache per base image: detection streams every
+/// base layer through a decompressor, which would otherwise dominate warm builds. The
+/// key is the config's `Env` and the layers' diff_ids, everything detection reads.
+fn detect_cached(
+    cache: &Cache,
+    env: &[String],
+    base: &BaseImage,
+    layer_paths: &[PathBuf],
+) -> Result<crate::target::detect::DetectedBase, BuildError> {
+    #[derive(Serialize, serde::Deserialize)]
+    struct Record {
+        interpreter: Option<String>,
+        python: Option<String>,
+        libc: Option<String>,
+    }
+    const DETECT_FORMAT: u32 = 1;
+    let key = Sha256Digest::of(&crate::repro::canonical_json(&(
+        DETECT_FORMAT,
+        env,
+        &base.diff_ids,
+    )));
+    if let Some(record) = cache.record::<Record>("detect", &key) {
+        let python = record.python.as_deref().map(str::parse).transpose();
+        let libc = record.libc.as_deref().map(str::parse).transpose();
+        if let (Ok(python), Ok(libc)) = (python, libc) {
+            return Ok(crate::target::detect::DetectedBase {
+                interpreter: record.interpreter,
+                python,
+                libc,
+            });
+        }
+    }
+    let detected = detect_base(env, layer_paths)?;
+    cache.put_record(
+        "detect",
+        &key,
+        &Record {
+            interpreter: detected.interpreter.clone(),
+            python: detected.python.map(|version| version.to_string()),
+            libc: detected.libc.map(|libc| libc.to_string()),
+        },
+    )?;
+    Ok(detected)
 }
 
 fn fetch_requests(chosen: &[ChosenWheel]) -> Vec<FetchRequest> {

@@ -242,17 +242,40 @@ impl Cache {
 
     /// The layer recorded under `key`, if its blob is still present.
     pub fn layer(&self, key: &Sha256Digest) -> Option<LayerRecord> {
-        let path = self.root.join("layers").join(key.hex());
-        let bytes = std::fs::read(&path).ok()?;
-        let record: LayerRecord = serde_json::from_slice(&bytes).ok()?;
+        let record: LayerRecord = self.record("layers", key)?;
         self.lookup(EntryKind::Blob, &record.digest, Some(record.size))?;
         Some(record)
     }
 
     /// Remember a built layer under `key`.
     pub fn put_layer(&self, key: &Sha256Digest, record: &LayerRecord) -> Result<(), CacheError> {
-        let folder = self.root.join("layers");
-        let bytes = serde_json::to_vec(record).expect("a layer record serializes");
+        self.put_record("layers", key, record)
+    }
+
+    /// A small JSON record of `kind` (a folder name) stored under `key`, if present and
+    /// readable. Records are derived data: an unreadable one is treated as absent.
+    pub fn record<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: &str,
+        key: &Sha256Digest,
+    ) -> Option<T> {
+        let bytes = std::fs::read(self.root.join(kind).join(key.hex())).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Store a small JSON record of `kind` under `key` (temporary file, then rename).
+    pub fn put_record<T: Serialize>(
+        &self,
+        kind: &str,
+        key: &Sha256Digest,
+        record: &T,
+    ) -> Result<(), CacheError> {
+        let folder = self.root.join(kind);
+        fs_err::create_dir_all(&folder).map_err(|error| CacheError::Io {
+            path: folder.clone(),
+            source: io::Error::new(error.kind(), error),
+        })?;
+        let bytes = serde_json::to_vec(record).expect("cache records serialize");
         let mut file = tempfile::Builder::new()
             .prefix(".partial-")
             .tempfile_in(&folder)
