@@ -28,11 +28,11 @@ use crate::layer::plan::{LayerBudgetError, PlanInput, plan_layers};
 use crate::layer::{LayerBlob, LayerError};
 use crate::lock::{GroupSelection, Lock, LockError};
 use crate::oci::{BaseImage, Image, ImageReference, ImageSettings, NewLayer, OciError};
+use crate::platform::detect::{DetectError, detect_base};
+use crate::platform::select::{ChosenWheel, SelectError, choose_wheels};
+use crate::platform::{Libc, Platform, PythonVersion, Target};
 use crate::registry::{PushReport, Registry, RegistryError, RegistryOptions, RegistryReference};
 use crate::repro::{COMPRESSOR_ID, LAYER_FORMAT_VERSION, SourceDateEpoch};
-use crate::target::detect::{DetectError, detect_base};
-use crate::target::select::{ChosenWheel, SelectError, choose_wheels};
-use crate::target::{Libc, Platform, PythonVersion, Target};
 use crate::wheel::{InstallScheme, PycCompiler, WheelError, WheelInstall};
 
 /// What the user asked for the target; unset fields are detected from the base image.
@@ -419,7 +419,7 @@ fn detect_cached(
     env: &[String],
     base: &BaseImage,
     layer_paths: &[PathBuf],
-) -> Result<crate::target::detect::DetectedBase, BuildError> {
+) -> Result<crate::platform::detect::DetectedBase, BuildError> {
     #[derive(Serialize, serde::Deserialize)]
     struct Record {
         interpreter: Option<String>,
@@ -436,7 +436,7 @@ fn detect_cached(
         let python = record.python.as_deref().map(str::parse).transpose();
         let libc = record.libc.as_deref().map(str::parse).transpose();
         if let (Ok(python), Ok(libc)) = (python, libc) {
-            return Ok(crate::target::detect::DetectedBase {
+            return Ok(crate::platform::detect::DetectedBase {
                 interpreter: record.interpreter,
                 python,
                 libc,
@@ -1221,7 +1221,7 @@ mod tests {
     #[test]
     fn err_unserved_platforms_name_each_platform_and_package() {
         use crate::lock::PackageName;
-        use crate::target::select::SelectProblem;
+        use crate::platform::select::SelectProblem;
         let failure = |platform: &str| SelectError {
             target: Box::new(Target {
                 platform: platform.parse().unwrap(),

@@ -610,7 +610,7 @@ fn shortest_parents(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::{Libc, Platform, PythonVersion, Target};
+    use crate::platform::{Libc, Platform, PythonVersion, Target};
 
     fn environment(minor: u32) -> MarkerEnvironment {
         Target {

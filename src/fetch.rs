@@ -9,7 +9,7 @@
 //! interrupted download leaves nothing behind.
 //!
 //! Limits: this module never asks an index where a file lives (the URL comes from the
-//! lockfile) and never chooses between artifacts (that is `target::select`'s job).
+//! lockfile) and never chooses between artifacts (that is `platform::select`'s job).
 //!
 //! TLS trusts the operating system's certificate store only, read through
 //! `rustls-platform-verifier`, which on Linux loads roots with `rustls-native-certs`

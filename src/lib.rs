@@ -1,6 +1,6 @@
 //! envbuild turns a Python lockfile into a reproducible OCI image, without a container
 //! daemon. The pipeline, one module a stage: [`lock`] parses lockfiles into one model,
-//! [`target`] describes the platform and picks wheels, [`fetch`] and [`cache`] bring
+//! [`platform`] describes the platform and picks wheels, [`fetch`] and [`cache`] bring
 //! verified wheels, [`wheel`] maps a wheel into the install prefix, [`layer`] writes
 //! deterministic layers, and [`oci`] reads bases and writes images. [`build`] runs the
 //! whole flow; [`repro`] holds every rule that keeps its output reproducible.
@@ -16,8 +16,8 @@ pub mod index;
 pub mod layer;
 pub mod lock;
 pub mod oci;
+pub mod platform;
 pub mod registry;
 pub mod repro;
 pub mod retry;
-pub mod target;
 pub mod wheel;

@@ -18,11 +18,11 @@ use envbuild::fetch::{FetchOptions, FetchProgress, FetchRequest};
 use envbuild::index::{IndexConfig, IndexEnvironment, IndexFlags};
 use envbuild::lock::GroupSelection;
 use envbuild::oci::{ImageReference, ImageSettings};
+use envbuild::platform::{Libc, Platform, PythonVersion};
 use envbuild::registry::RegistryOptions;
 use envbuild::registry::auth::AuthEnvironment;
 use envbuild::registry::tls::TransportOptions;
 use envbuild::repro::SourceDateEpoch;
-use envbuild::target::{Libc, Platform, PythonVersion};
 
 /// Turn a Python lockfile into a reproducible OCI image, without a container daemon.
 #[derive(Debug, Parser)]

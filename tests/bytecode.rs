@@ -14,8 +14,8 @@ use std::process::Command;
 use envbuild::cache::{Cache, EntryKind};
 use envbuild::digest::Sha256Digest;
 use envbuild::layer::{LayerBlob, write_wheels_layer};
+use envbuild::platform::PythonVersion;
 use envbuild::repro::SourceDateEpoch;
-use envbuild::target::PythonVersion;
 use envbuild::wheel::{
     InstallScheme, PycCompiler, UNCHECKED_HASH_FLAGS, WheelInstall, plan_install, pyc_header,
 };

@@ -11,7 +11,7 @@ use envbuild::check::{
     CheckError, DependencyProblem, InstalledDistribution, check_dependencies, check_error,
     read_metadata,
 };
-use envbuild::target::{Libc, Platform, PythonVersion, Target};
+use envbuild::platform::{Libc, Platform, PythonVersion, Target};
 
 /// The fixture's target: CPython 3.11 on linux/amd64 with glibc 2.36.
 fn environment() -> uv_pep508::MarkerEnvironment {

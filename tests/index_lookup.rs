@@ -20,7 +20,7 @@ use envbuild::index::{
     resolve_lookups_cached,
 };
 use envbuild::lock::{ArtifactLocation, GroupSelection, Lock, LockedPackage, PackageSource};
-use envbuild::target::select::choose_wheels;
+use envbuild::platform::select::choose_wheels;
 
 use common::{IndexServer, fixtures, scratch_dir};
 use index_support::{HtmlIndex, HtmlIndexSetup, Pinned, lookup_package, pinned_wheels, target_311};

@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use envbuild::fetch::FetchOptions;
 use envbuild::index::{IndexConfig, resolve_lookups};
 use envbuild::lock::{GroupSelection, Lock, LockFormat, PackageSource};
-use envbuild::target::select::choose_wheels;
+use envbuild::platform::select::choose_wheels;
 
 use common::{
     IndexServer, fixtures, hello_service, lock_example, repo_root, require_tool, run_ok,

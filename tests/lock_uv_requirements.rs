@@ -24,8 +24,8 @@ use common::*;
 use envbuild::fetch::FetchOptions;
 use envbuild::index::{ConfigOrigin, IndexConfig, IndexUrl, resolve_lookups};
 use envbuild::lock::{GroupSelection, Lock, LockedPackage, PackageSource};
-use envbuild::target::select::choose_wheels;
-use envbuild::target::{Libc, Target};
+use envbuild::platform::select::choose_wheels;
+use envbuild::platform::{Libc, Target};
 use uv_pep508::{MarkerEnvironment, MarkerEnvironmentBuilder};
 
 /// The target of every build here: CPython 3.11 on linux/amd64 with glibc 2.36 (the

@@ -10,8 +10,8 @@ use std::process::Command;
 use envbuild::cache::Cache;
 use envbuild::digest::Sha256Digest;
 use envbuild::oci::{ImageReference, ImageSettings, NewLayer, assemble, read_base, write_images};
+use envbuild::platform::Platform;
 use envbuild::repro::{self, SourceDateEpoch};
-use envbuild::target::Platform;
 use serde_json::{Value, json};
 
 fn amd64() -> Platform {

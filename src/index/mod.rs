@@ -6,7 +6,7 @@
 //! index), reads the Simple Repository API (PEP 691 JSON, PEP 503 HTML) and find-links
 //! locations, and turns each such package into downloadable files with URL, size and
 //! sha256 ([`resolve_lookups`]). It never chooses among a package's wheels: that stays
-//! offline, in `target::select`.
+//! offline, in `platform::select`.
 //!
 //! Credentials in index URLs and `.netrc` are sent with requests and never printed: every
 //! message, log line and cache file shows URLs through [`redact`].

@@ -13,7 +13,7 @@
 //!
 //! Of those files, the ones whose sha256 the lock allows (and, when the lock records file
 //! names, whose name matches) become the package's wheels and sdist, with URL, size and
-//! sha256. Which wheel to install is still chosen offline, by `target::select`, and every
+//! sha256. Which wheel to install is still chosen offline, by `platform::select`, and every
 //! download is verified against the locked sha256 by `fetch`.
 //!
 //! With a cache ([`resolve_lookups_cached`]) every resolution is stored under

@@ -1,7 +1,7 @@
 //! The format-neutral lock model. Every lockfile format parses into a [`Lock`], and
 //! [`Lock::select`] narrows it, for one target environment and one choice of extras and
 //! groups, to the list of [`LockedPackage`]s to install. Nothing here touches the
-//! network: artifact choice among a package's wheels belongs to `target::select`.
+//! network: artifact choice among a package's wheels belongs to `platform::select`.
 
 mod pipfile;
 mod poetry;

@@ -3,7 +3,7 @@
 //! install for one target environment and one choice of extras and groups.
 //!
 //! Limits: this module never touches the network or the files the lock points to, and
-//! it does not choose among a package's wheels (that is `target::select`'s job). sdist,
+//! it does not choose among a package's wheels (that is `platform::select`'s job). sdist,
 //! `vcs` and `directory` sources are parsed and validated, but installing them needs a
 //! build, which later stages refuse. sdist file names are not checked against the
 //! package, because envbuild never installs an sdist.

@@ -10,8 +10,8 @@ use super::error::OciError;
 use super::layout::BaseImage;
 use super::manifest::ImageManifest;
 use crate::digest::Sha256Digest;
+use crate::platform::Platform;
 use crate::repro::{SourceDateEpoch, canonical_json};
-use crate::target::Platform;
 
 /// Default install prefix of the virtual environment.
 pub const DEFAULT_VENV: &str = "/opt/venv";

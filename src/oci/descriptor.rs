@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::digest::Sha256Digest;
-use crate::target::Platform;
+use crate::platform::Platform;
 
 /// OCI and Docker media types envbuild reads or writes.
 pub mod media_type {

@@ -164,7 +164,7 @@ mod tests {
     use super::*;
     use crate::digest::Sha256Digest;
     use crate::oci::descriptor::media_type;
-    use crate::target::Platform;
+    use crate::platform::Platform;
 
     fn image() -> Image {
         let layer =

@@ -21,7 +21,7 @@ use super::reference::ImageReference;
 use super::select::{PlatformChoice, choose_platform, config_platform, diff_ids};
 use crate::cache::{Cache, EntryKind};
 use crate::digest::Sha256Digest;
-use crate::target::Platform;
+use crate::platform::Platform;
 
 /// Largest JSON document (index, manifest, config) read into memory. Registries must
 /// accept manifests of 4 MB; configs with long histories are rarely over 1 MB.

@@ -3,7 +3,7 @@
 //! `rootfs.diff_ids` and the platform a config declares.
 
 use crate::digest::Sha256Digest;
-use crate::target::Platform;
+use crate::platform::Platform;
 
 use super::descriptor::{Descriptor, platform_matches};
 

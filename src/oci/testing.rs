@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use super::descriptor::{Descriptor, media_type};
 use crate::digest::Sha256Digest;
+use crate::platform::Platform;
 use crate::repro::{self, SourceDateEpoch};
-use crate::target::Platform;
 
 /// A platform from its parts.
 pub(crate) fn platform(os: &str, architecture: &str, variant: Option<&str>) -> Platform {

@@ -563,8 +563,8 @@ mod tests {
     use super::*;
     use crate::oci::testing::{finish_layout, gzip_layer, platform, put_image, tagged};
     use crate::oci::{ImageSettings, NewLayer, assemble, read_base};
+    use crate::platform::Platform;
     use crate::repro::SourceDateEpoch;
-    use crate::target::Platform;
 
     struct Fixture {
         folder: tempfile::TempDir,

@@ -23,7 +23,7 @@ use crate::oci::descriptor::{Descriptor, media_type, platform_matches};
 use crate::oci::index::ImageIndex;
 use crate::oci::manifest::ImageManifest;
 use crate::oci::select::{self, PlatformChoice, config_platform, diff_ids};
-use crate::target::Platform;
+use crate::platform::Platform;
 
 /// Largest manifest, index or config read into memory.
 const MAX_DOCUMENT_SIZE: u64 = 32 * 1024 * 1024;

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use crate::digest::Sha256Digest;
-use crate::target::PythonVersion;
+use crate::platform::PythonVersion;
 use crate::wheel::error::WheelError;
 
 /// The compiler script, run with `python -s -S -B -c`. Requests on stdin are
@@ -319,7 +319,7 @@ impl PycCompiler {
         };
         let version: PythonVersion = version
             .parse()
-            .map_err(|error: crate::target::PythonVersionError| failed(error.to_string()))?;
+            .map_err(|error: crate::platform::PythonVersionError| failed(error.to_string()))?;
         if implementation != "cpython" {
             return Err(BytecodeError::InterpreterMismatch {
                 python: path.display().to_string(),

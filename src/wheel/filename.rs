@@ -1,7 +1,7 @@
 //! Wheel file names: `{name}-{version}(-{build})?-{python}-{abi}-{platform}.whl`
 //! (binary distribution format, "File name convention"; PEP 425 compressed tag sets).
 //! Pure parsing: no I/O, no knowledge of any target. Matching tags against a target is
-//! `target::TagSet`'s job.
+//! `platform::TagSet`'s job.
 
 use std::fmt;
 use std::str::FromStr;

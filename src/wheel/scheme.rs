@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::target::PythonVersion;
+use crate::platform::PythonVersion;
 use crate::wheel::archive::check_path;
 use crate::wheel::error::{UnsafePathReason, WheelError};
 

@@ -159,7 +159,7 @@ pub(crate) fn parse_entry_points(
 /// would lack the `pip3.11` that pip itself installs.
 pub(crate) fn apply_installer_script_names(
     points: Vec<EntryPoint>,
-    python: crate::target::PythonVersion,
+    python: crate::platform::PythonVersion,
 ) -> Vec<EntryPoint> {
     let is_versioned = |name: &str, stem: &str, separator: &str| {
         name.strip_prefix(stem)
@@ -284,7 +284,7 @@ if __name__ == \"__main__\":
 #[cfg(test)]
 mod installer_name_tests {
     use super::*;
-    use crate::target::PythonVersion;
+    use crate::platform::PythonVersion;
 
     fn point(name: &str) -> EntryPoint {
         EntryPoint {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use zip::write::SimpleFileOptions;
 
 use crate::digest::Sha256Digest;
-use crate::target::PythonVersion;
+use crate::platform::PythonVersion;
 use crate::wheel::InstallScheme;
 
 /// The test wheel's file name.

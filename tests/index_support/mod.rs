@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use envbuild::digest::Sha256Digest;
 use envbuild::lock::{IndexFile, LockedPackage, PackageName, PackageSource};
-use envbuild::target::{Libc, Platform, PythonVersion, Target};
+use envbuild::platform::{Libc, Platform, PythonVersion, Target};
 
 /// The fixture's target: CPython 3.11 on linux/amd64 with glibc 2.36.
 pub fn target_311() -> Target {

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use envbuild::cache::Cache;
 use envbuild::digest::Sha256Digest;
 use envbuild::oci::{BaseImage, Image, ImageReference, ImageSettings, NewLayer};
+use envbuild::platform::Platform;
 use envbuild::repro::SourceDateEpoch;
-use envbuild::target::Platform;
 
 /// How long a registry may take to answer after it was started.
 const START_TIMEOUT: Duration = Duration::from_secs(20);

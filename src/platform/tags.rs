@@ -185,7 +185,7 @@ impl TagSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::tests::target;
+    use crate::platform::tests::target;
 
     /// Golden lists from pypa `packaging` (see `tests/data/tags/generate.py`).
     fn golden(name: &str) -> Vec<String> {

@@ -372,7 +372,7 @@ mod tests {
     use super::*;
     use crate::digest::Sha256Digest;
     use crate::lock::ArtifactLocation;
-    use crate::target::tests::target;
+    use crate::platform::tests::target;
 
     fn artifact(filename: &str) -> Artifact {
         Artifact {
