@@ -20,4 +20,5 @@ pub mod platform;
 pub mod registry;
 pub mod repro;
 pub mod retry;
+pub mod untrusted;
 pub mod wheel;

@@ -23,6 +23,7 @@ use envbuild::registry::RegistryOptions;
 use envbuild::registry::auth::AuthEnvironment;
 use envbuild::registry::tls::TransportOptions;
 use envbuild::repro::SourceDateEpoch;
+use envbuild::untrusted::escape_except;
 
 /// Turn a Python lockfile into a reproducible OCI image, without a container daemon.
 #[derive(Debug, Parser)]
@@ -632,14 +633,17 @@ fn main() -> ExitCode {
             {
                 return ExitCode::SUCCESS;
             }
+            // Messages quote lockfiles, wheels and registry answers: whatever escaped
+            // escaping at its source is escaped here, keeping the messages' own newlines.
+            let shown = |text: String| escape_except(&text, &['\n']).into_owned();
             let mut stderr = std::io::stderr().lock();
-            let _ = writeln!(stderr, "error: {error}");
+            let _ = writeln!(stderr, "error: {}", shown(error.to_string()));
             let mut source = error.source();
             if source.is_some() {
                 let _ = writeln!(stderr, "\nCaused by:");
             }
             while let Some(cause) = source {
-                let _ = writeln!(stderr, "  {cause}");
+                let _ = writeln!(stderr, "  {}", shown(cause.to_string()));
                 source = cause.source();
             }
             ExitCode::FAILURE
