@@ -19,9 +19,9 @@ use envbuild::index::{IndexConfig, IndexEnvironment, IndexFlags};
 use envbuild::lock::GroupSelection;
 use envbuild::oci::{ImageReference, ImageSettings};
 use envbuild::platform::{Libc, Platform, PythonVersion};
-use envbuild::registry::RegistryOptions;
 use envbuild::registry::auth::AuthEnvironment;
 use envbuild::registry::tls::TransportOptions;
+use envbuild::registry::{RegistryOptions, RegistryReference};
 use envbuild::repro::SourceDateEpoch;
 use envbuild::untrusted::escape_except;
 
@@ -84,6 +84,10 @@ struct SelectionArgs {
     /// Accept wheels tagged plain `linux_<arch>` (not portable; off by default).
     #[arg(long)]
     allow_linux_tag: bool,
+    /// Let `--python`, `--glibc`/`--musl` and `--platform` win over what the base image's
+    /// files say (for bases whose files mislead detection; the report records it).
+    #[arg(long)]
+    force_target: bool,
     /// Extras to install (comma-separated or repeated).
     #[arg(long, value_name = "EXTRA", value_delimiter = ',')]
     extras: Vec<String>,
@@ -133,6 +137,12 @@ struct ImageArgs {
     /// several platforms, an image index that has them all.
     #[arg(long, value_name = "REF")]
     base: ImageReference,
+    /// The base image's name recorded in the `org.opencontainers.image.base.name`
+    /// annotation, as a registry reference (`HOST/REPO:TAG`). Default: the `--base`
+    /// reference when it is a registry's; nothing for a local layout or archive, whose
+    /// path must not change the image.
+    #[arg(long, value_name = "REF")]
+    base_name: Option<String>,
     /// Where to write the image: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
     /// `docker-archive:FILE[:NAME[:TAG]]` for `docker load` / `podman load` (one platform;
     /// the file name cannot contain `:`, e.g. `docker-archive:app.tar:myapp:1.0`), or a
@@ -304,6 +314,7 @@ fn resolve_common(args: &SelectionArgs) -> Result<Common> {
             },
             auth: AuthEnvironment::from_process_env(),
             jobs: usize::from(*jobs),
+            offline: *offline,
             ..RegistryOptions::default()
         },
     })
@@ -320,6 +331,7 @@ fn resolve_overrides(
         libc: parse_libc(args)?,
         interpreter,
         allow_linux_tag: args.allow_linux_tag,
+        force: args.force_target,
     })
 }
 
@@ -343,10 +355,28 @@ fn resolve_targets(
         .collect()
 }
 
+/// The `org.opencontainers.image.base.name` annotation: `--base-name` or a registry
+/// base, in canonical form; empty (no annotation) for a local base, so that where the
+/// base sits on this machine never reaches the image or its digest.
+fn base_name_annotation(base: &ImageReference, given: Option<&str>) -> Result<String> {
+    let (flag, text) = match (given, base) {
+        (Some(text), _) => ("--base-name", text),
+        (None, ImageReference::Registry(text)) => ("--base", text.as_str()),
+        (None, _) => return Ok(String::new()),
+    };
+    let reference: RegistryReference = text.parse().with_context(|| {
+        format!(
+            "`{flag} {text}` is not a registry reference such as `registry.example/python:3.12`"
+        )
+    })?;
+    Ok(reference.canonical())
+}
+
 fn resolve_image(args: ImageArgs, epoch: SourceDateEpoch) -> Result<(ImageBuild, bool)> {
     let ImageArgs {
         selection,
         base,
+        base_name,
         output,
         push,
         interpreter,
@@ -409,7 +439,7 @@ fn resolve_image(args: ImageArgs, epoch: SourceDateEpoch) -> Result<(ImageBuild,
             .map(|a| parse_key_value(a, "--annotation"))
             .collect::<Result<BTreeMap<_, _>>>()?,
         venv: prefix.clone(),
-        base_name: base.to_string(),
+        base_name: base_name_annotation(&base, base_name.as_deref())?,
     };
     let build = ImageBuild {
         lock: selection.lock.clone(),

@@ -157,16 +157,41 @@ mod tests {
         assert_eq!(canonical_json(&map), br#"{"a":2,"b":1,"c":3}"#);
     }
 
+    /// The compressor's bytes are pinned: a new flate2 or miniz_oxide (or a changed level
+    /// or header) that compresses the same input differently must not ship unnoticed,
+    /// because it changes every layer digest.
     #[test]
-    fn gzip_is_stable() {
+    fn gzip_bytes_are_pinned() {
         use std::io::Write;
-        let mut first = gzip_encoder(Vec::new());
-        first.write_all(b"hello envbuild").unwrap();
-        let first = first.finish().unwrap();
+        // Text with repeats (as source files have) and bytes that do not compress.
+        let mut input = Vec::new();
+        for line in 0..2000u32 {
+            input.extend_from_slice(
+                format!("def function_{line}(x):\n    return x * {line}\n").as_bytes(),
+            );
+        }
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..65536 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            input.push(state as u8);
+        }
+        let mut encoder = gzip_encoder(Vec::new());
+        encoder.write_all(&input).unwrap();
+        let compressed = encoder.finish().unwrap();
         // Header: magic, CM=8, FLG=0, MTIME=0, XFL=0, OS=255.
-        assert_eq!(&first[..10], &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
-        let mut second = gzip_encoder(Vec::new());
-        second.write_all(b"hello envbuild").unwrap();
-        assert_eq!(first, second.finish().unwrap());
+        assert_eq!(&compressed[..10], &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
+        let digest = crate::digest::Sha256Digest::of(&compressed);
+        assert_eq!(
+            (digest.hex().as_str(), compressed.len()),
+            (GZIP_GOLDEN_SHA256, GZIP_GOLDEN_SIZE),
+            "the gzip bytes for a fixed input changed ({COMPRESSOR_ID}); every layer digest changes with them. If on purpose, bump LAYER_FORMAT_VERSION, update COMPRESSOR_ID and these pins to {} / {}",
+            digest.hex(),
+            compressed.len()
+        );
     }
+
+    const GZIP_GOLDEN_SHA256: &str = "";
+    const GZIP_GOLDEN_SIZE: usize = 0;
 }

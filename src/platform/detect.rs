@@ -76,6 +76,38 @@ pub enum DetectError {
         #[source]
         source: io::Error,
     },
+    /// The interpreter named with `--interpreter` is not in the base image.
+    #[error(
+        "`--interpreter {path}` is not a file in the base image{found}; name an interpreter the base has, or leave `--interpreter` out to use the one detected"
+    )]
+    InterpreterNotFound {
+        /// The path as given.
+        path: String,
+        /// `` (it has `/usr/bin/python3.11`)`` or empty.
+        found: String,
+    },
+    /// The interpreter's version cannot be told from its name, its link target or its
+    /// bytes.
+    #[error(
+        "cannot tell the Python version of `{path}` in the base image: neither its name, its link target nor its contents name one; give `--python X.Y`"
+    )]
+    UnknownInterpreterVersion {
+        /// The interpreter.
+        path: String,
+    },
+    /// The interpreter's name and what it really is disagree (for example a
+    /// `python3.15` link to a `python3.11` binary).
+    #[error(
+        "the base image's interpreter `{path}` is named for Python {named}, but {evidence}; envbuild would install into `lib/python{named}`, where the real interpreter never looks. Fix the base image, or name the real interpreter with `--interpreter`"
+    )]
+    InconsistentInterpreter {
+        /// The interpreter path.
+        path: String,
+        /// `3.N` from its name.
+        named: String,
+        /// What disagrees, e.g. ``its link target `/usr/bin/python3.11` is Python 3.11``.
+        evidence: String,
+    },
     /// The layer uses a compression envbuild does not read.
     #[error("cannot read base image layer `{}`: it is {compression}-compressed, and envbuild reads only plain or gzip-compressed layers; use a base image with gzip layers, or give `--python`, `--glibc`/`--musl` and `--interpreter` so no detection is needed", path.display())]
     UnsupportedCompression {
@@ -101,7 +133,18 @@ pub enum DetectError {
 ///   (`GNU C Library … version 2.N`) or is a link to `libc-2.N.so`; otherwise musl when
 ///   `/lib/ld-musl-<arch>.so.1` exists, its version from a NUL-delimited `1.N.<patch>`
 ///   string in it, or 1.1 when none is found.
-pub fn detect_base(config_env: &[String], layers: &[PathBuf]) -> Result<DetectedBase, DetectError> {
+///
+/// With `interpreter` (`--interpreter`), that path is the interpreter: it must exist, and
+/// its version comes from it. Either way the version is cross-checked: the name of the
+/// file a link leads to, the version strings in the binary, the standard library folder
+/// next to it (`<prefix>/lib/python3.N`) and the `libpython3.N` libraries must not name
+/// another minor version ([`DetectError::InconsistentInterpreter`]), so a
+/// `python3.15 -> python3.11` link can never make envbuild install for 3.15.
+pub fn detect_base(
+    config_env: &[String],
+    layers: &[PathBuf],
+    interpreter: Option<&str>,
+) -> Result<DetectedBase, DetectError> {
     let mut tree = Tree::default();
     for layer in layers {
         tree.apply_layer(layer)?;
@@ -116,7 +159,12 @@ pub fn detect_base(config_env: &[String], layers: &[PathBuf]) -> Result<Detected
         libc: tree.libc(),
         ..DetectedBase::default()
     };
-    if let Some((interpreter, minor)) = tree.interpreter() {
+    let found = match interpreter {
+        Some(given) => Some(tree.given_interpreter(given)?),
+        None => tree.interpreter(),
+    };
+    if let Some((interpreter, minor)) = found {
+        tree.check_interpreter(&interpreter, minor)?;
         let patch = environment_version
             .filter(|&(environment_minor, _)| environment_minor == minor)
             .map(|(_, patch)| patch)
@@ -144,6 +192,8 @@ struct Facts {
     musl: Option<Option<(u32, u32)>>,
     /// Every `3.N.<patch>` string found, as `(N, patch)`, in file order.
     python: Vec<(u32, u32)>,
+    /// For a standard library marker (`lib/python3.N/os.py`): N.
+    stdlib: Option<u32>,
 }
 
 impl Facts {
@@ -207,6 +257,17 @@ fn parse_number(text: &str) -> Option<u32> {
         return None;
     }
     text.parse().ok()
+}
+
+/// `[usr/[local/]]lib/python3.N/os.py` → N: the file that marks a standard library
+/// folder (CPython's `site` looks for `os.py` to find its prefix).
+fn stdlib_marker(path: &str) -> Option<u32> {
+    let folder = path.strip_suffix("/os.py")?;
+    let (parent, name) = split_parent(folder);
+    if !matches!(parent, "lib" | "usr/lib" | "usr/local/lib") {
+        return None;
+    }
+    versioned_python(name)
 }
 
 /// `python3.N` → N.
@@ -453,6 +514,11 @@ impl Tree {
                         .cloned()
                 });
                 linked.or_else(|| classify(basename).map(|_| Node::File(Facts::default())))
+            } else if let Some(minor) = stdlib_marker(&path) {
+                Some(Node::File(Facts {
+                    stdlib: Some(minor),
+                    ..Facts::default()
+                }))
             } else {
                 classify(basename).map(|candidate| Node::File(scan_entry(candidate, &mut entry)))
             };
@@ -564,6 +630,96 @@ impl Tree {
         None
     }
 
+    /// The interpreter the user named: it must lead to a file; its minor version from
+    /// the first `python3.N` name on the way, else from the version strings in it.
+    fn given_interpreter(&self, given: &str) -> Result<(String, u32), DetectError> {
+        let path = given.trim_start_matches('/');
+        let not_found = || DetectError::InterpreterNotFound {
+            path: given.to_string(),
+            found: self
+                .interpreter()
+                .map(|(path, _)| format!(" (it has `/{path}`)"))
+                .unwrap_or_default(),
+        };
+        let (canonical, facts) = self.resolve(path).ok_or_else(not_found)?;
+        if let Some(found) = self.follow_to_versioned_python(path) {
+            let (_, basename) = split_parent(path);
+            // Keep the path as given when it is itself versioned (`/usr/bin/python3.12`).
+            let kept = if versioned_python(basename).is_some() {
+                path.to_string()
+            } else {
+                found.0
+            };
+            return Ok((kept, found.1));
+        }
+        let mut minors: Vec<u32> = facts.python.iter().map(|&(minor, _)| minor).collect();
+        minors.dedup();
+        match minors.as_slice() {
+            [minor] => Ok((canonical, *minor)),
+            _ => Err(DetectError::UnknownInterpreterVersion {
+                path: given.to_string(),
+            }),
+        }
+    }
+
+    /// Refuse an interpreter whose name says 3.`minor` when what it is says otherwise.
+    fn check_interpreter(&self, interpreter: &str, minor: u32) -> Result<(), DetectError> {
+        let named = format!("3.{minor}");
+        let inconsistent = |evidence: String| DetectError::InconsistentInterpreter {
+            path: format!("/{interpreter}"),
+            named: named.clone(),
+            evidence,
+        };
+        let Some((canonical, facts)) = self.resolve(interpreter) else {
+            return Ok(());
+        };
+        if let Some(real) = versioned_python(split_parent(&canonical).1)
+            && real != minor
+        {
+            return Err(inconsistent(format!(
+                "its link target `/{canonical}` is Python 3.{real}"
+            )));
+        }
+        let in_binary: Vec<u32> = facts.python.iter().map(|&(found, _)| found).collect();
+        if !in_binary.is_empty() && !in_binary.contains(&minor) {
+            return Err(inconsistent(format!(
+                "the binary `/{canonical}` names Python {}",
+                versions(&in_binary)
+            )));
+        }
+        // The standard library next to the binary: `usr/bin` -> `usr/lib/python3.N`.
+        let (bin, _) = split_parent(&canonical);
+        let prefix = bin.strip_suffix("bin").unwrap_or(bin);
+        let stdlib_folder = format!("{prefix}lib/python3.");
+        let stdlib: Vec<u32> = self
+            .nodes
+            .range(stdlib_folder.clone()..)
+            .take_while(|(key, _)| key.starts_with(&stdlib_folder))
+            .filter_map(|(_, node)| match node {
+                Node::File(facts) => facts.stdlib,
+                Node::Symlink(_) => None,
+            })
+            .collect();
+        if !stdlib.is_empty() && !stdlib.contains(&minor) {
+            return Err(inconsistent(format!(
+                "the only standard library next to it is `/{prefix}lib/python{}`",
+                versions(&stdlib)
+            )));
+        }
+        let libpython: Vec<u32> = self
+            .nodes
+            .keys()
+            .filter_map(|key| libpython_minor(split_parent(key).1))
+            .collect();
+        if in_binary.is_empty() && !libpython.is_empty() && !libpython.contains(&minor) {
+            return Err(inconsistent(format!(
+                "the image's only `libpython` is for Python {}",
+                versions(&libpython)
+            )));
+        }
+        Ok(())
+    }
+
     /// Follow `path` (e.g. `usr/bin/python3`) link by link until a name `python3.N`
     /// that leads to a file.
     fn follow_to_versioned_python(&self, path: &str) -> Option<(String, u32)> {
@@ -636,6 +792,18 @@ impl Tree {
                 })
             })
     }
+}
+
+/// `3.11` or `3.11, 3.12` for a list of minor versions.
+fn versions(minors: &[u32]) -> String {
+    let mut unique = minors.to_vec();
+    unique.sort_unstable();
+    unique.dedup();
+    unique
+        .iter()
+        .map(|minor| format!("3.{minor}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Read a candidate entry (bounded) and scan it for what its name promises.
@@ -752,7 +920,7 @@ mod tests {
 
         fn detect(&self, env: &[&str]) -> DetectedBase {
             let env: Vec<String> = env.iter().map(|entry| entry.to_string()).collect();
-            detect_base(&env, &self.paths).unwrap()
+            detect_base(&env, &self.paths, None).unwrap()
         }
     }
 
@@ -988,16 +1156,119 @@ mod tests {
         assert_eq!(layers.detect(&[]), DetectedBase::default());
     }
 
+    /// Defect 7 of issue 7: a `python3.15` link to a 3.11 binary made envbuild install
+    /// into `lib/python3.15`.
+    #[test]
+    fn err_link_named_for_another_version() {
+        let mut layers = Layers::new();
+        layers.gzip(&[
+            File("usr/lib/x86_64-linux-gnu/libc.so.6", LIBC_236),
+            File("usr/bin/python3.11", PYTHON_3112),
+            File("usr/lib/python3.11/os.py", b"# os"),
+            Symlink("usr/local/bin/python3.15", "/usr/bin/python3.11"),
+        ]);
+        let error = detect_base(&[], &layers.paths, None).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            matches!(error, DetectError::InconsistentInterpreter { .. }),
+            "{message}"
+        );
+        assert!(
+            message.contains("`/usr/local/bin/python3.15` is named for Python 3.15")
+                && message.contains("`/usr/bin/python3.11` is Python 3.11"),
+            "{message}"
+        );
+        // Naming the real interpreter builds.
+        let detected = detect_base(&[], &layers.paths, Some("/usr/bin/python3.11")).unwrap();
+        assert_eq!(detected.python, python(11, Some(2)));
+    }
+
+    #[test]
+    fn err_binary_or_stdlib_of_another_version() {
+        // A file named python3.12 whose bytes say 3.11.
+        let mut layers = Layers::new();
+        layers.gzip(&[File("usr/bin/python3.12", PYTHON_3112)]);
+        let message = detect_base(&[], &layers.paths, None)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("names Python 3.11"), "{message}");
+
+        // No version in the binary, but the only stdlib next to it is 3.11.
+        let mut layers = Layers::new();
+        layers.gzip(&[
+            File("usr/local/bin/python3.13", b"\x7fELF no version"),
+            File("usr/local/lib/python3.11/os.py", b"# os"),
+            File("usr/lib/python3.13/os.py", b"# another prefix's stdlib"),
+        ]);
+        let message = detect_base(&[], &layers.paths, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("only standard library next to it is `/usr/local/lib/python3.11`"),
+            "{message}"
+        );
+
+        // No version in the binary, no stdlib, only a libpython of another version.
+        let mut layers = Layers::new();
+        layers.gzip(&[
+            File("usr/bin/python3.13", b"\x7fELF no version"),
+            File("usr/lib/libpython3.11.so.1.0", b"\x003.11.9\x00"),
+        ]);
+        let message = detect_base(&[], &layers.paths, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("only `libpython` is for Python 3.11"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn ok_consistent_interpreters_pass_the_cross_check() {
+        // Two Pythons side by side, each with its stdlib: either may be chosen.
+        let mut layers = Layers::new();
+        layers.gzip(&[
+            File("usr/bin/python3.11", PYTHON_3112),
+            File("usr/lib/python3.11/os.py", b"# os"),
+            File("usr/bin/python3.12", b"\x003.12.7\x00"),
+            File("usr/lib/python3.12/os.py", b"# os"),
+            File("usr/lib/libpython3.11.so.1.0", b"\x003.11.2\x00"),
+            Symlink("usr/bin/python3", "python3.11"),
+        ]);
+        let detected = layers.detect(&[]);
+        assert_eq!(detected.interpreter.as_deref(), Some("/usr/bin/python3.11"));
+        let chosen = detect_base(&[], &layers.paths, Some("/usr/bin/python3.12")).unwrap();
+        assert_eq!(chosen.interpreter.as_deref(), Some("/usr/bin/python3.12"));
+        assert_eq!(chosen.python, python(12, Some(7)));
+        // An unversioned name is followed to the versioned file it leads to.
+        let chosen = detect_base(&[], &layers.paths, Some("/usr/bin/python3")).unwrap();
+        assert_eq!(chosen.interpreter.as_deref(), Some("/usr/bin/python3.11"));
+    }
+
+    #[test]
+    fn err_given_interpreter_not_in_the_base() {
+        let mut layers = Layers::new();
+        layers.gzip(&[File("usr/bin/python3.11", PYTHON_3112)]);
+        let error = detect_base(&[], &layers.paths, Some("/usr/bin/python3.12")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "`--interpreter /usr/bin/python3.12` is not a file in the base image (it has `/usr/bin/python3.11`); name an interpreter the base has, or leave `--interpreter` out to use the one detected"
+        );
+    }
+
     #[test]
     fn ok_empty_image() {
-        assert_eq!(detect_base(&[], &[]).unwrap(), DetectedBase::default());
+        assert_eq!(
+            detect_base(&[], &[], None).unwrap(),
+            DetectedBase::default()
+        );
     }
 
     #[test]
     fn err_zstd_layer() {
         let mut layers = Layers::new();
         layers.add_bytes(&[0x28, 0xb5, 0x2f, 0xfd, 0, 0]);
-        let error = detect_base(&[], &layers.paths).unwrap_err();
+        let error = detect_base(&[], &layers.paths, None).unwrap_err();
         assert!(
             matches!(
                 error,
@@ -1012,7 +1283,8 @@ mod tests {
 
     #[test]
     fn err_missing_layer() {
-        let error = detect_base(&[], &[PathBuf::from("/nonexistent/layer.tar.gz")]).unwrap_err();
+        let error =
+            detect_base(&[], &[PathBuf::from("/nonexistent/layer.tar.gz")], None).unwrap_err();
         assert!(matches!(error, DetectError::OpenLayer { .. }), "{error}");
         assert!(error.to_string().contains("`/nonexistent/layer.tar.gz`"));
     }
@@ -1021,11 +1293,11 @@ mod tests {
     fn err_corrupt_layer() {
         let mut layers = Layers::new();
         layers.add_bytes(&[b'A'; 1024]);
-        let error = detect_base(&[], &layers.paths).unwrap_err();
+        let error = detect_base(&[], &layers.paths, None).unwrap_err();
         assert!(matches!(error, DetectError::ReadLayer { .. }), "{error}");
         let mut layers = Layers::new();
         layers.add_bytes(&[0x1f, 0x8b, 8, 0, 0, 0]);
-        let error = detect_base(&[], &layers.paths).unwrap_err();
+        let error = detect_base(&[], &layers.paths, None).unwrap_err();
         assert!(matches!(error, DetectError::ReadLayer { .. }), "{error}");
     }
 

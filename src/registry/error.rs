@@ -245,6 +245,16 @@ pub enum RegistryError {
         /// What is wrong with the location.
         reason: String,
     },
+    /// `--offline` was given, but the cache does not hold what the base needs.
+    #[error(
+        "base image `{reference}` is not in the cache for an offline build: {missing}; run `envbuild fetch --base {reference} --lock ...` (or a build) once with network access"
+    )]
+    OfflineBaseNotCached {
+        /// The base reference, canonical.
+        reference: String,
+        /// What is missing, e.g. `tag \`py311\` was never resolved on this machine`.
+        missing: String,
+    },
     /// A blob to push is not in the cache.
     #[error(
         "blob {digest} ({size} bytes) to push is not in the cache at `{}`; build the image again", path.display()

@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use error::RegistryError;
+pub use pull::TagResolution;
 pub use push::PushReport;
 pub use reference::{DOCKER_HUB, DOCKER_HUB_API_HOST, RegistryReference, RegistryReferenceError};
 
@@ -64,6 +65,9 @@ pub struct RegistryOptions {
     /// The longest delay the backoff chooses. Default 10 s. A registry's `Retry-After`
     /// is honoured up to 30 s.
     pub max_backoff: Duration,
+    /// Never touch the network: bases come from the cache (by digest, or by the digest a
+    /// tag resolved to the last time it was asked for), and pushes are refused.
+    pub offline: bool,
 }
 
 impl Default for RegistryOptions {
@@ -77,6 +81,7 @@ impl Default for RegistryOptions {
             chunk_size: 8 * 1024 * 1024,
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(10),
+            offline: false,
         }
     }
 }

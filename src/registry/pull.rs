@@ -41,6 +41,95 @@ fn manifest_accept() -> String {
     .join(", ")
 }
 
+/// Where the manifest of a base given by tag came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TagResolution {
+    /// The registry was asked what the tag points to now.
+    Registry,
+    /// Offline: the digest the tag pointed to when this cache last asked.
+    Cache,
+}
+
+/// What a tag resolved to, remembered in the cache for offline builds.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct TagRecord {
+    digest: Sha256Digest,
+}
+
+impl TagRecord {
+    const KIND: &'static str = "registry-tags";
+
+    fn key(reference: &RegistryReference) -> Sha256Digest {
+        Sha256Digest::of(&crate::repro::canonical_json(&(
+            &reference.registry,
+            &reference.repository,
+            reference.tag_or_latest(),
+        )))
+    }
+
+    fn lookup(cache: &Cache, reference: &RegistryReference) -> Option<Sha256Digest> {
+        cache
+            .record::<TagRecord>(Self::KIND, &Self::key(reference))
+            .map(|record| record.digest)
+    }
+
+    fn store(
+        cache: &Cache,
+        reference: &RegistryReference,
+        digest: Sha256Digest,
+    ) -> Result<(), RegistryError> {
+        cache
+            .put_record(Self::KIND, &Self::key(reference), &TagRecord { digest })
+            .map_err(|source| RegistryError::Cache {
+                what: format!("the digest of tag `{}`", reference.canonical()),
+                source: Box::new(source),
+            })
+    }
+}
+
+/// Keep a manifest or index in the cache, so an offline build can read it by digest.
+fn keep_document(cache: &Cache, document: &Document) -> Result<(), RegistryError> {
+    cache
+        .insert_blob_bytes(&document.bytes)
+        .map(drop)
+        .map_err(|source| RegistryError::Cache {
+            what: format!("manifest {}", document.digest),
+            source: Box::new(source),
+        })
+}
+
+/// A manifest or index from the cache, verified against `digest`.
+fn cached_document(
+    reference: &RegistryReference,
+    cache: &Cache,
+    digest: Sha256Digest,
+) -> Result<Document, RegistryError> {
+    let missing = || RegistryError::OfflineBaseNotCached {
+        reference: reference.canonical(),
+        missing: format!("manifest {digest}"),
+    };
+    let path = cache
+        .lookup(EntryKind::Blob, &digest, None)
+        .ok_or_else(missing)?;
+    let bytes = fs_err::read(&path).map_err(|_| missing())?;
+    let actual = Sha256Digest::of(&bytes);
+    if actual != digest {
+        return Err(RegistryError::CorruptCacheEntry {
+            path,
+            expected: digest,
+            actual,
+            expected_size: bytes.len() as u64,
+            actual_size: bytes.len() as u64,
+        });
+    }
+    Ok(Document {
+        bytes,
+        digest,
+        content_type: None,
+    })
+}
+
 /// A manifest or index as received.
 struct Document {
     bytes: Vec<u8>,
@@ -64,20 +153,63 @@ impl Registry {
         platform: Option<&Platform>,
         cache: &Cache,
     ) -> Result<BaseImage, RegistryError> {
+        Ok(self.resolve_base(reference, platform, cache).await?.0)
+    }
+
+    /// [`Registry::pull_base`], also telling where a tag was resolved: by the registry,
+    /// or (with [`super::RegistryOptions::offline`]) from the digest the tag had the last
+    /// time this cache asked the registry. `None` for a base given by digest.
+    ///
+    /// Offline, no request is made at all: the manifests, config and layers must all be
+    /// in the cache, as an earlier online pull (`envbuild fetch --base`, or a build)
+    /// leaves them, and anything missing is one error saying what and how to fill it.
+    pub async fn resolve_base(
+        &self,
+        reference: &RegistryReference,
+        platform: Option<&Platform>,
+        cache: &Cache,
+    ) -> Result<(BaseImage, Option<TagResolution>), RegistryError> {
         let target = Target {
             registry: &reference.registry,
             repository: &reference.repository,
         };
         let scopes = vec![Scope::Pull(reference.repository.clone())];
         let name = reference.to_string();
-        let mut document = self
-            .get_manifest(
-                target,
-                &scopes,
-                &reference.manifest_reference(),
-                reference.digest,
-            )
-            .await?;
+        let offline = self.options.offline;
+        let tag_resolution = match (reference.digest, offline) {
+            (Some(_), _) => None,
+            (None, false) => Some(TagResolution::Registry),
+            (None, true) => Some(TagResolution::Cache),
+        };
+        let mut document = if offline {
+            let digest = match reference.digest {
+                Some(digest) => digest,
+                None => TagRecord::lookup(cache, reference).ok_or_else(|| {
+                    RegistryError::OfflineBaseNotCached {
+                        reference: reference.canonical(),
+                        missing: format!(
+                            "tag `{}` was never resolved with this cache",
+                            reference.tag_or_latest()
+                        ),
+                    }
+                })?,
+            };
+            cached_document(reference, cache, digest)?
+        } else {
+            let document = self
+                .get_manifest(
+                    target,
+                    &scopes,
+                    &reference.manifest_reference(),
+                    reference.digest,
+                )
+                .await?;
+            keep_document(cache, &document)?;
+            if reference.digest.is_none() {
+                TagRecord::store(cache, reference, document.digest)?;
+            }
+            document
+        };
         let mut chosen: Option<Descriptor> = None;
         let mut depth = 0;
         let manifest = loop {
@@ -108,9 +240,15 @@ impl Registry {
                     &document.bytes,
                 )?;
                 let entry = choose_platform(&name, &index.manifests, platform)?;
-                document = self
-                    .get_manifest(target, &scopes, &entry.digest.oci(), Some(entry.digest))
-                    .await?;
+                document = if offline {
+                    cached_document(reference, cache, entry.digest)?
+                } else {
+                    let document = self
+                        .get_manifest(target, &scopes, &entry.digest.oci(), Some(entry.digest))
+                        .await?;
+                    keep_document(cache, &document)?;
+                    document
+                };
                 if document.bytes.len() as u64 != entry.size {
                     return Err(RegistryError::DigestMismatch {
                         image: target.name(),
@@ -157,6 +295,23 @@ impl Registry {
             }
         }
 
+        if offline {
+            let missing: Vec<String> = std::iter::once(config_descriptor)
+                .chain(&manifest.layers)
+                .filter(|blob| {
+                    cache
+                        .lookup(EntryKind::Blob, &blob.digest, Some(blob.size))
+                        .is_none()
+                })
+                .map(|blob| format!("{} ({} bytes)", blob.digest, blob.size))
+                .collect();
+            if !missing.is_empty() {
+                return Err(RegistryError::OfflineBaseNotCached {
+                    reference: reference.canonical(),
+                    missing: format!("blobs {}", missing.join(", ")),
+                });
+            }
+        }
         let config_what = format!("config {}", config_descriptor.digest);
         let config_bytes = self
             .get_config(target, &scopes, config_descriptor, cache)
@@ -227,18 +382,21 @@ impl Registry {
             .try_collect::<Vec<()>>()
             .await?;
 
-        let mut held: Vec<Sha256Digest> = vec![config_descriptor.digest];
-        held.extend(manifest.layers.iter().map(|layer| layer.digest));
-        BlobLocations::record(cache, &reference.registry, &reference.repository, &held);
+        if !offline {
+            let mut held: Vec<Sha256Digest> = vec![config_descriptor.digest];
+            held.extend(manifest.layers.iter().map(|layer| layer.digest));
+            BlobLocations::record(cache, &reference.registry, &reference.repository, &held);
+        }
 
-        Ok(BaseImage {
+        let base = BaseImage {
             reference: name,
             manifest_digest: document.digest,
             config,
             layers: manifest.layers,
             diff_ids,
             platform: image_platform,
-        })
+        };
+        Ok((base, tag_resolution))
     }
 
     /// GET a manifest or index by tag or digest, verified against `expected` when given
@@ -397,6 +555,12 @@ impl Registry {
             && Sha256Digest::of(&bytes) == descriptor.digest
         {
             return Ok(bytes);
+        }
+        if self.options.offline {
+            return Err(RegistryError::OfflineBaseNotCached {
+                reference: format!("{}/{}", target.registry, target.repository),
+                missing: format!("{what} (or its cache entry is damaged)"),
+            });
         }
         let call = self.blob_call(target, scopes, descriptor, &what).await?;
         let (call, what_ref) = (&call, &what);

@@ -122,6 +122,18 @@ impl RegistryReference {
     pub fn name(&self) -> String {
         format!("{}/{}", self.registry, self.repository)
     }
+
+    /// The reference in the one spelling every reader resolves the same way, for the
+    /// `org.opencontainers.image.base.name` annotation: `registry/repository:tag` (the
+    /// tag `latest` when neither tag nor digest was written), or `registry/repository@digest`
+    /// when only a digest was. `docker://`, a missing registry or `library/` never change it.
+    pub fn canonical(&self) -> String {
+        match (&self.tag, &self.digest) {
+            (Some(tag), _) => format!("{}:{tag}", self.name()),
+            (None, Some(digest)) => format!("{}@{}", self.name(), digest.oci()),
+            (None, None) => format!("{}:latest", self.name()),
+        }
+    }
 }
 
 /// The API host of a registry name (see [`RegistryReference::api_host`]).
@@ -400,6 +412,45 @@ mod tests {
         let reference = parse(&format!("[::1]:5000/r@sha256:{hex}"));
         assert_eq!(reference.registry, "[::1]:5000");
         assert_eq!(reference.tag, None);
+    }
+
+    #[test]
+    fn ok_canonical_ignores_how_the_reference_was_spelled() {
+        let hex = "b".repeat(64);
+        for (spellings, canonical) in [
+            (
+                &[
+                    "python:3.12",
+                    "docker.io/library/python:3.12",
+                    "docker://python:3.12",
+                ][..],
+                "docker.io/library/python:3.12",
+            ),
+            (
+                &["team/app", "docker.io/team/app:latest"][..],
+                "docker.io/team/app:latest",
+            ),
+            (
+                &[
+                    "docker://127.0.0.1:5000/base:py311",
+                    "127.0.0.1:5000/base:py311",
+                ][..],
+                "127.0.0.1:5000/base:py311",
+            ),
+        ] {
+            for spelling in spellings {
+                assert_eq!(parse(spelling).canonical(), canonical, "{spelling}");
+            }
+        }
+        assert_eq!(
+            parse(&format!("ghcr.io/o/r@sha256:{hex}")).canonical(),
+            format!("ghcr.io/o/r@sha256:{hex}")
+        );
+        // A tag names what the user meant; the digest has its own annotation.
+        assert_eq!(
+            parse(&format!("ghcr.io/o/r:1.0@sha256:{hex}")).canonical(),
+            "ghcr.io/o/r:1.0"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
 
-use crate::cache::{Cache, CacheError, EntryKind, LayerRecord};
+use crate::cache::{Cache, CacheError, LayerRecord};
 use crate::check::{CheckReport, DependencyProblem};
 use crate::digest::Sha256Digest;
 use crate::fetch::{FetchError, FetchOptions, FetchProgress, FetchRequest};
@@ -28,27 +28,20 @@ use crate::layer::plan::{LayerBudgetError, PlanInput, plan_layers};
 use crate::layer::{LayerBlob, LayerError};
 use crate::lock::{GroupSelection, Lock, LockError};
 use crate::oci::{BaseImage, Image, ImageReference, ImageSettings, NewLayer, OciError};
-use crate::platform::detect::{DetectError, detect_base};
 use crate::platform::select::{ChosenWheel, SelectError, choose_wheels};
-use crate::platform::{Libc, Platform, PythonVersion, Target};
-use crate::registry::{PushReport, Registry, RegistryError, RegistryOptions, RegistryReference};
+use crate::platform::{Platform, Target};
+use crate::registry::{
+    PushReport, Registry, RegistryError, RegistryOptions, RegistryReference, TagResolution,
+};
 use crate::repro::{COMPRESSOR_ID, LAYER_FORMAT_VERSION, SourceDateEpoch};
 use crate::wheel::{InstallScheme, PycCompiler, WheelError, WheelInstall};
 
-/// What the user asked for the target; unset fields are detected from the base image.
-#[derive(Debug, Clone, Default)]
-pub struct TargetOverrides {
-    /// `--platform`.
-    pub platform: Option<Platform>,
-    /// `--python`.
-    pub python: Option<PythonVersion>,
-    /// `--glibc` / `--musl`.
-    pub libc: Option<Libc>,
-    /// `--interpreter`: the base image's Python, as an absolute path in the image.
-    pub interpreter: Option<String>,
-    /// `--allow-linux-tag`.
-    pub allow_linux_tag: bool,
-}
+mod target;
+
+pub use target::{
+    LibcReport, ResolvedTarget, Source, Sourced, TargetError, TargetOverrides, TargetReport,
+    resolve_target, target_without_base,
+};
 
 /// Settings of one `envbuild image` run, fully resolved (flags, environment, defaults).
 #[derive(Debug, Clone)]
@@ -137,19 +130,9 @@ pub enum BuildError {
     /// The base image could not be read, or the image not written.
     #[error(transparent)]
     Oci(#[from] OciError),
-    /// The base image's files could not be inspected.
+    /// The target could not be told, or a flag contradicts the base image.
     #[error(transparent)]
-    Detect(#[from] DetectError),
-    /// A target fact could be neither detected nor was it given.
-    #[error("cannot tell the target's {what} from base image `{base}`: pass {flag}")]
-    UndetectedTarget {
-        /// What is missing.
-        what: &'static str,
-        /// The base reference.
-        base: String,
-        /// The flag that supplies it.
-        flag: &'static str,
-    },
+    Target(#[from] TargetError),
     /// No wheel fits for some packages (on one platform: the message names it).
     #[error(transparent)]
     Select(#[from] SelectError),
@@ -191,6 +174,14 @@ pub enum BuildError {
     /// The locked packages do not satisfy each other's requirements.
     #[error(transparent)]
     Check(#[from] crate::check::CheckError),
+    /// `--offline` with a registry output: a push needs the network.
+    #[error(
+        "cannot push to `{output}` with `--offline`: a push needs the registry; write an `oci:` or `oci-archive:` output instead and push it later"
+    )]
+    OfflinePush {
+        /// The output reference.
+        output: String,
+    },
     /// A worker thread panicked or the runtime failed.
     #[error("internal error: {0}")]
     Internal(String),
@@ -232,6 +223,10 @@ pub struct BaseReport {
     pub reference: String,
     /// Its manifest digest (for a multi-platform base, the chosen platform's).
     pub digest: Sha256Digest,
+    /// For a registry base given by tag: `registry` when the registry was asked what the
+    /// tag points to, `cache` when an offline build used the digest it had the last time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag_resolution: Option<TagResolution>,
 }
 
 /// One platform's image, as the report lists it.
@@ -243,6 +238,8 @@ pub struct ImageReport {
     pub platform: String,
     /// The target Python version.
     pub python: String,
+    /// The whole target, with where each value came from.
+    pub target: TargetReport,
     /// The base image this platform stood on.
     pub base: BaseReport,
     /// Every layer, base first.
@@ -301,6 +298,7 @@ impl Serialize for BuildReport {
             digest: &'a Sha256Digest,
             platform: &'a str,
             python: &'a str,
+            target: &'a TargetReport,
             lock: &'a str,
             base: &'a BaseReport,
             layers: &'a [LayerReport],
@@ -322,6 +320,7 @@ impl Serialize for BuildReport {
                 digest: &self.digest,
                 platform: &image.platform,
                 python: &image.python,
+                target: &image.target,
                 lock: &self.lock,
                 base: &image.base,
                 layers: &image.layers,
@@ -352,109 +351,6 @@ pub trait BuildProgress: FetchProgress {
 pub struct Silent;
 impl FetchProgress for Silent {}
 impl BuildProgress for Silent {}
-
-fn resolve_target(
-    overrides: &TargetOverrides,
-    base: &BaseImage,
-    cache: &Cache,
-) -> Result<(Target, String), BuildError> {
-    let layer_paths: Vec<PathBuf> = base
-        .layers
-        .iter()
-        .map(|layer| cache.entry_path(EntryKind::Blob, &layer.digest))
-        .collect();
-    let env: Vec<String> = base
-        .config
-        .pointer("/config/Env")
-        .and_then(|value| value.as_array())
-        .map(|values| {
-            values
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    let need_detection =
-        overrides.python.is_none() || overrides.libc.is_none() || overrides.interpreter.is_none();
-    let detected = if need_detection {
-        detect_cached(cache, &env, base, &layer_paths)?
-    } else {
-        Default::default()
-    };
-    let missing = |what, flag| BuildError::UndetectedTarget {
-        what,
-        base: base.reference.clone(),
-        flag,
-    };
-    let python = overrides
-        .python
-        .or(detected.python)
-        .ok_or_else(|| missing("Python version", "`--python X.Y`"))?;
-    let libc = overrides
-        .libc
-        .or(detected.libc)
-        .ok_or_else(|| missing("C library", "`--glibc X.Y` or `--musl X.Y`"))?;
-    let interpreter = overrides
-        .interpreter
-        .clone()
-        .or(detected.interpreter)
-        .ok_or_else(|| missing("Python interpreter", "`--interpreter /path/to/python3.X`"))?;
-    let target = Target {
-        platform: overrides
-            .platform
-            .clone()
-            .unwrap_or_else(|| base.platform.clone()),
-        python,
-        libc,
-        allow_linux_tag: overrides.allow_linux_tag,
-    };
-    Ok((target, interpreter))
-}
-
-/// [`detect_base`], remembered in the cache per base image: detection streams every
-/// base layer through a decompressor, which would otherwise dominate warm builds. The
-/// key is the config's `Env` and the layers' diff_ids, everything detection reads.
-fn detect_cached(
-    cache: &Cache,
-    env: &[String],
-    base: &BaseImage,
-    layer_paths: &[PathBuf],
-) -> Result<crate::platform::detect::DetectedBase, BuildError> {
-    #[derive(Serialize, serde::Deserialize)]
-    struct Record {
-        interpreter: Option<String>,
-        python: Option<String>,
-        libc: Option<String>,
-    }
-    const DETECT_FORMAT: u32 = 1;
-    let key = Sha256Digest::of(&crate::repro::canonical_json(&(
-        DETECT_FORMAT,
-        env,
-        &base.diff_ids,
-    )));
-    if let Some(record) = cache.record::<Record>("detect", &key) {
-        let python = record.python.as_deref().map(str::parse).transpose();
-        let libc = record.libc.as_deref().map(str::parse).transpose();
-        if let (Ok(python), Ok(libc)) = (python, libc) {
-            return Ok(crate::platform::detect::DetectedBase {
-                interpreter: record.interpreter,
-                python,
-                libc,
-            });
-        }
-    }
-    let detected = detect_base(env, layer_paths)?;
-    cache.put_record(
-        "detect",
-        &key,
-        &Record {
-            interpreter: detected.interpreter.clone(),
-            python: detected.python.map(|version| version.to_string()),
-            libc: detected.libc.map(|libc| libc.to_string()),
-        },
-    )?;
-    Ok(detected)
-}
 
 fn fetch_requests(chosen: &[ChosenWheel]) -> Vec<FetchRequest> {
     chosen
@@ -593,10 +489,10 @@ async fn read_base(
     platform: Option<&Platform>,
     cache: &Cache,
     registry: &Registry,
-) -> Result<BaseImage, BuildError> {
+) -> Result<(BaseImage, Option<TagResolution>), BuildError> {
     if let ImageReference::Registry(text) = reference {
         let parsed: RegistryReference = text.parse()?;
-        return Ok(registry.pull_base(&parsed, platform, cache).await?);
+        return Ok(registry.resolve_base(&parsed, platform, cache).await?);
     }
     let cache = cache.clone();
     let reference = reference.clone();
@@ -606,6 +502,7 @@ async fn read_base(
     })
     .await
     .map_err(|error| BuildError::Internal(error.to_string()))?
+    .map(|base| (base, None))
     .map_err(BuildError::from)
 }
 
@@ -636,7 +533,9 @@ async fn write_output(
 /// One platform of a build, once its wheels are chosen.
 struct PlatformPlan {
     base: BaseImage,
+    tag_resolution: Option<TagResolution>,
     target: Target,
+    target_report: TargetReport,
     interpreter: String,
     chosen: Vec<ChosenWheel>,
 }
@@ -671,6 +570,11 @@ pub async fn build_image(
         })
         .collect();
     crate::oci::check_output(&settings.output, &requested)?;
+    if settings.fetch.offline && matches!(settings.output, ImageReference::Registry(_)) {
+        return Err(BuildError::OfflinePush {
+            output: settings.output.to_string(),
+        });
+    }
     let cache = Cache::open(&settings.cache_dir)?;
     let registry = Registry::new(settings.registry.clone())?;
 
@@ -687,14 +591,18 @@ pub async fn build_image(
             overrides.platform.as_ref(),
             several,
         ));
-        let base = read_base(
+        let (base, tag_resolution) = read_base(
             &settings.base,
             overrides.platform.as_ref(),
             &cache,
             &registry,
         )
         .await?;
-        let (target, interpreter) = resolve_target(overrides, &base, &cache)?;
+        let ResolvedTarget {
+            target,
+            interpreter,
+            report: target_report,
+        } = resolve_target(overrides, &base, &cache)?;
         progress.stage(&stage_label(
             "selecting wheels",
             overrides.platform.as_ref(),
@@ -712,7 +620,9 @@ pub async fn build_image(
         match choose_wheels(&packages, &target) {
             Ok(chosen) => plans.push(PlatformPlan {
                 base,
+                tag_resolution,
                 target,
+                target_report,
                 interpreter,
                 chosen,
             }),
@@ -818,9 +728,11 @@ pub async fn build_image(
             digest: image.manifest_digest,
             platform: image.platform.to_string(),
             python: plan.target.python.to_string(),
+            target: plan.target_report.clone(),
             base: BaseReport {
                 reference: plan.base.reference.clone(),
                 digest: plan.base.manifest_digest,
+                tag_resolution: plan.tag_resolution,
             },
             layers,
             dependency_problems: check.problems,
@@ -1036,28 +948,6 @@ pub struct FetchedTarget {
     pub paths: Vec<PathBuf>,
 }
 
-fn target_without_base(overrides: &TargetOverrides) -> Result<Target, BuildError> {
-    let missing = |what, flag| BuildError::UndetectedTarget {
-        what,
-        base: "(none given)".to_string(),
-        flag,
-    };
-    Ok(Target {
-        platform: overrides.platform.clone().unwrap_or_else(|| Platform {
-            os: "linux".to_string(),
-            architecture: "amd64".to_string(),
-            variant: None,
-        }),
-        python: overrides
-            .python
-            .ok_or_else(|| missing("Python version", "`--python X.Y` or `--base REF`"))?,
-        libc: overrides
-            .libc
-            .ok_or_else(|| missing("C library", "`--glibc X.Y`, `--musl X.Y` or `--base REF`"))?,
-        allow_linux_tag: overrides.allow_linux_tag,
-    })
-}
-
 /// Fill the cache with every wheel a lock needs for the given targets; returns each
 /// target's wheels.
 pub async fn fetch(
@@ -1072,9 +962,9 @@ pub async fn fetch(
     for overrides in &run.targets {
         let target = match &run.base {
             Some(reference) => {
-                let base =
+                let (base, _) =
                     read_base(reference, overrides.platform.as_ref(), &cache, &registry).await?;
-                resolve_target(overrides, &base, &cache)?.0
+                resolve_target(overrides, &base, &cache)?.target
             }
             None => target_without_base(overrides)?,
         };
@@ -1141,6 +1031,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::platform::Libc;
 
     fn digest(text: &str) -> Sha256Digest {
         Sha256Digest::of(text.as_bytes())
@@ -1151,9 +1042,31 @@ mod tests {
             digest: digest(platform),
             platform: platform.to_string(),
             python: "3.11.2".to_string(),
+            target: TargetReport {
+                implementation: "cpython",
+                python: Sourced {
+                    value: "3.11.2".to_string(),
+                    source: Source::Base,
+                },
+                interpreter: Sourced {
+                    value: "/usr/bin/python3.11".to_string(),
+                    source: Source::Base,
+                },
+                platform: Sourced {
+                    value: platform.to_string(),
+                    source: Source::Flag,
+                },
+                libc: LibcReport {
+                    kind: "glibc",
+                    version: "2.36".to_string(),
+                    source: Source::Base,
+                },
+                forced: false,
+            },
             base: BaseReport {
                 reference: "oci:/images/base:py311".to_string(),
                 digest: digest("base"),
+                tag_resolution: None,
             },
             dependency_problems: Vec::new(),
             layers: vec![LayerReport {
@@ -1187,7 +1100,9 @@ mod tests {
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(
             json.as_object().unwrap().keys().collect::<Vec<_>>(),
-            ["base", "digest", "layers", "lock", "platform", "python"]
+            [
+                "base", "digest", "layers", "lock", "platform", "python", "target"
+            ]
         );
         assert_eq!(json["platform"], "linux/amd64");
         assert_eq!(json["digest"], digest("linux/amd64").oci());
