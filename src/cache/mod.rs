@@ -9,7 +9,7 @@
 //! several builds saw is updated under a lock ([`Cache::update_record`]).
 //!
 //! [`temp`] keeps temporaries from outliving their process: opening a cache deletes the
-//! temporaries in `tmp/` that no live process holds.
+//! temporaries and record lock files in `tmp/` that no live process holds.
 
 pub mod temp;
 
@@ -188,7 +188,8 @@ impl Cache {
         let cache = Self {
             root: root.to_path_buf(),
         };
-        // Everything in `tmp/` is a temporary (older versions named them `.partial-*`).
+        // Everything in `tmp/` is a temporary (older versions named them `.partial-*`)
+        // or a record's lock file: only those nobody holds go.
         temp::sweep(&cache.temp_folder(), |_| true);
         Ok(cache)
     }
@@ -335,10 +336,12 @@ impl Cache {
         key: &Sha256Digest,
         update: impl FnOnce(Option<T>) -> T,
     ) -> Result<(), CacheError> {
-        let path = self.record_path(kind, key);
-        let folder = path.parent().expect("a record has a folder");
-        create_folder(folder)?;
-        let lock_path = folder.join(format!(".{}.lock", key.hex()));
+        // In `tmp/`, so the sweep of `Cache::open` removes one a killed build left.
+        let lock_path = self.temp_folder().join(format!(
+            ".record-{}-{}.lock",
+            kind.replace('/', "_"),
+            key.hex()
+        ));
         let _lock = FileLock::acquire(&lock_path).map_err(io_error(&lock_path))?;
         let record = update(self.record(kind, key));
         self.put_record(kind, key, &record)

@@ -22,14 +22,15 @@
 //! on, and a creator, after taking the lock on its new file, checks that the path still
 //! names that file (a sweep could have deleted it between the creation and the lock) and
 //! otherwise makes another. [`FileLock`] uses the same check: its file is deleted on
-//! release, and a waiter that then gets the lock on the deleted file opens the path anew.
+//! release, and a waiter that then gets the lock on the deleted file opens the path anew;
+//! so a lock file a killed process left may be swept like a temporary.
 //!
 //! Every temporary's name starts with `.` and ends with [`TEMP_SUFFIX`], so it is never
 //! taken for content (a layout's `blobs/sha256/` holds only digest names).
 
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -197,18 +198,6 @@ impl Write for TempFile {
     }
 }
 
-impl Read for TempFile {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.as_file().read(buf)
-    }
-}
-
-impl Seek for TempFile {
-    fn seek(&mut self, position: SeekFrom) -> io::Result<u64> {
-        self.as_file().seek(position)
-    }
-}
-
 /// An exclusive advisory lock on a lock file, for a read-modify-write of a shared file
 /// (a layout's `index.json`, a cache record). The lock file is created if needed and
 /// deleted on release, so none is left behind.
@@ -231,7 +220,10 @@ impl FileLock {
             file.lock()?;
             // The holder before us deleted the file it locked; ours may be that one.
             if is_same_file(&file, path)? {
-                register(path)?;
+                if let Err(error) = register(path) {
+                    let _ = fs_err::remove_file(path);
+                    return Err(error);
+                }
                 return Ok(Self {
                     path: path.to_path_buf(),
                     _file: file,
