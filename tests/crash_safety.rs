@@ -333,7 +333,12 @@ fn signal_mid_build(cache: &Path, layout: &Path, signal: &str) -> Option<ExitSta
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    run_ok(Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]));
+    // The shell's own `kill`: no procps needed.
+    run_ok(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill -{signal} {}", child.id())),
+    );
     Some(child.wait().unwrap())
 }
 
