@@ -521,6 +521,7 @@ fn run(cli: Cli) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    stop_on_signals(&runtime)?;
     match cli.command {
         Command::Image(args) => {
             let (build, json) = resolve_image(*args, read_epoch()?)?;
@@ -641,6 +642,32 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// On SIGINT or SIGTERM, delete this process's temporary and lock files and exit with
+/// 128 + the signal's number (130, 143), as a shell reports a process the signal ended.
+/// The handlers are installed before any work starts, so no temporary predates them.
+#[cfg(unix)]
+fn stop_on_signals(runtime: &tokio::runtime::Runtime) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let _context = runtime.enter();
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    runtime.spawn(async move {
+        let (name, code) = tokio::select! {
+            _ = interrupt.recv() => ("SIGINT", 130),
+            _ = terminate.recv() => ("SIGTERM", 143),
+        };
+        envbuild::cache::remove_temporaries();
+        eprintln!("error: stopped by {name}; the partial files of this run were removed");
+        std::process::exit(code);
+    });
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn stop_on_signals(_runtime: &tokio::runtime::Runtime) -> Result<()> {
     Ok(())
 }
 

@@ -226,11 +226,12 @@ async fn push_inspect_run_repush_and_pull_back() {
         "a warm cache downloads no blob"
     );
 
-    // The pull recorded where the blobs live, for later mounts.
+    // The pull recorded where the blobs live, for later mounts (a cache record keyed by
+    // the registry's name).
     let records = pull_cache
         .root()
         .join("registry")
-        .join(format!("{}.json", registry.addr.replace(':', "_")));
+        .join(envbuild::digest::Sha256Digest::of(registry.addr.as_bytes()).hex());
     let records = fs_err::read_to_string(records).unwrap();
     assert!(records.contains("envbuild/app"), "{records}");
 

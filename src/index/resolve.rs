@@ -16,12 +16,11 @@
 //! sha256. Which wheel to install is still chosen offline, by `platform::select`, and every
 //! download is verified against the locked sha256 by `fetch`.
 //!
-//! With a cache ([`resolve_lookups_cached`]) every resolution is stored under
-//! `<cache>/index/v1/<key>.json` (key: name, version and allowed files), written to a
-//! temporary file and renamed into place, and read back when working offline.
+//! With a cache ([`resolve_lookups_cached`]) every resolution is stored as a cache record
+//! (`<cache>/index/v1/<key>`, key: name, version and allowed files) and read back when
+//! working offline.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -784,9 +783,9 @@ struct CachedFile {
     sha256: Sha256Digest,
 }
 
-/// The cache file of a lookup: keyed by name, version and the allowed files, so a lock
-/// that allows other files never reads another lock's answer.
-fn cache_path(cache: &Cache, package: &LockedPackage) -> Option<PathBuf> {
+/// The cache record key of a lookup: the name, version and the allowed files, so a
+/// lock that allows other files never reads another lock's answer.
+fn cache_key(package: &LockedPackage) -> Option<Sha256Digest> {
     let PackageSource::IndexLookup { files } = &package.source else {
         return None;
     };
@@ -808,19 +807,14 @@ fn cache_path(cache: &Cache, package: &LockedPackage) -> Option<PathBuf> {
         package.version.as_deref().unwrap_or(""),
         lines.join("\n")
     );
-    Some(
-        cache
-            .root()
-            .join("index")
-            .join(CACHE_FORMAT)
-            .join(format!("{}.json", Sha256Digest::of(key.as_bytes()).hex())),
-    )
+    Some(Sha256Digest::of(key.as_bytes()))
 }
 
+/// The kind of cache record that holds index lookups (its folder carries the format).
+const CACHE_RECORD_KIND: &str = "index/v1";
+
 fn read_cached(cache: &Cache, package: &LockedPackage) -> Option<LockedPackage> {
-    let path = cache_path(cache, package)?;
-    let bytes = fs_err::read(&path).ok()?;
-    let cached: CachedResolution = serde_json::from_slice(&bytes).ok()?;
+    let cached: CachedResolution = cache.record(CACHE_RECORD_KIND, &cache_key(package)?)?;
     let mut files = Vec::with_capacity(cached.files.len());
     for file in cached.files {
         let location = match (file.url, file.path) {
@@ -843,8 +837,8 @@ fn write_cached(
     cache: &Cache,
     package: &LockedPackage,
     resolved: &LockedPackage,
-) -> std::io::Result<()> {
-    let Some(path) = cache_path(cache, package) else {
+) -> Result<(), crate::cache::CacheError> {
+    let Some(key) = cache_key(package) else {
         return Ok(());
     };
     let PackageSource::Distributions { wheels, sdist } = &resolved.source else {
@@ -874,12 +868,5 @@ fn write_cached(
         index: resolved.index.as_ref().map(super::redact),
         files,
     };
-    let folder = path.parent().expect("the cache path has a folder");
-    fs_err::create_dir_all(folder)?;
-    let mut file = tempfile::Builder::new()
-        .prefix(".partial-")
-        .tempfile_in(folder)?;
-    file.write_all(&serde_json::to_vec_pretty(&record).expect("a resolution serializes"))?;
-    file.persist(&path).map_err(|error| error.error)?;
-    Ok(())
+    cache.put_record(CACHE_RECORD_KIND, &key, &record)
 }

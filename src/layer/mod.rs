@@ -10,6 +10,7 @@ pub mod plan;
 
 use std::collections::BTreeMap;
 use std::io;
+use std::path::{Path, PathBuf};
 
 use crate::cache::{Cache, CacheError, EntryKind};
 use crate::digest::{HashingWriter, Sha256Digest};
@@ -33,70 +34,194 @@ pub struct LayerBlob {
     pub size: u64,
 }
 
-/// Errors from writing a layer.
+/// Errors from writing a layer. Reading a wheel member and writing the layer's
+/// temporary file fail for different reasons, so they are different variants, each
+/// with a message that is true of it.
 #[derive(Debug, thiserror::Error)]
 pub enum LayerError {
     /// A wheel failed validation while streaming (RECORD hash or size mismatch, a
     /// collision, an unreadable member).
     #[error(transparent)]
     Wheel(#[from] WheelError),
+    /// A wheel member could not be read: its compressed data is corrupt, or it is not
+    /// what the zip's directory says.
+    #[error(
+        "cannot read `{member}` from wheel `{wheel}`: the wheel file is damaged (its compressed data is corrupt or disagrees with the zip's directory); fetch it again, or lock another build of the package if the published file itself is broken"
+    )]
+    ReadMember {
+        /// The wheel's file name.
+        wheel: String,
+        /// The member's name in the wheel.
+        member: String,
+        /// The zip or decompression error.
+        #[source]
+        source: io::Error,
+    },
     /// The cache could not hold the blob.
     #[error("cannot store the layer blob in the cache")]
     Cache(#[source] CacheError),
-    /// Writing an entry into the tar or gzip stream failed.
-    #[error(
-        "cannot write layer entry `{path}` into the cache's temporary file; check free disk space in the cache folder"
-    )]
+    /// Writing an entry into the layer's temporary file failed.
+    #[error("{}", write_message(&format!("layer entry `{path}`"), temp_path, source))]
     Write {
         /// The layer entry being written.
         path: String,
+        /// The temporary file in the cache.
+        temp_path: PathBuf,
         /// The I/O error.
         #[source]
         source: io::Error,
     },
-    /// Closing the tar or gzip stream failed.
-    #[error(
-        "cannot finish the layer's temporary file in the cache; check free disk space in the cache folder"
-    )]
-    Finish(#[source] io::Error),
+    /// Closing the tar or gzip stream (writing its last bytes) failed.
+    #[error("{}", write_message("the end of the layer", temp_path, source))]
+    Finish {
+        /// The temporary file in the cache.
+        temp_path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The message of a write error: a full disk is said plainly, with what to do.
+fn write_message(what: &str, temp_path: &Path, source: &io::Error) -> String {
+    if crate::cache::is_disk_full(source) {
+        format!(
+            "cannot write {what} into `{}`: the disk holding the cache is full; free some space, or point `--cache-dir` (`ENVBUILD_CACHE_DIR`) at a disk with room",
+            temp_path.display()
+        )
+    } else {
+        format!(
+            "cannot write {what} into the cache's temporary file `{}`",
+            temp_path.display()
+        )
+    }
+}
+
+/// A read error of a wheel member, told apart from write errors as it passes through
+/// the tar writer (which reports both as `io::Error`).
+#[derive(Debug)]
+struct MemberReadError(io::Error);
+
+impl std::fmt::Display for MemberReadError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(formatter)
+    }
+}
+
+impl std::error::Error for MemberReadError {}
+
+/// A reader whose errors are marked as [`MemberReadError`]s, except the RECORD checks
+/// of [`crate::wheel`]'s verifying reader, which already carry a [`WheelError`].
+struct MarkReadErrors<R>(R);
+
+impl<R: io::Read> io::Read for MarkReadErrors<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(|error| {
+            if error
+                .get_ref()
+                .is_some_and(|inner| inner.is::<WheelError>())
+            {
+                error
+            } else {
+                io::Error::new(error.kind(), MemberReadError(error))
+            }
+        })
+    }
+}
+
+/// A wheel member to write into a layer.
+struct Member<'a> {
+    /// The wheel's file name.
+    wheel: &'a str,
+    /// The member's name in the wheel.
+    name: &'a str,
+    mode: u32,
+    size: u64,
 }
 
 /// The tar → diff_id → gzip → cache pipeline of one layer.
 struct LayerWriter {
     builder: tar::Builder<HashingWriter<flate2::write::GzEncoder<crate::cache::PendingEntry>>>,
     epoch: SourceDateEpoch,
+    /// The cache's temporary file, for messages.
+    temp_path: PathBuf,
 }
 
 impl LayerWriter {
     fn new(cache: &Cache, epoch: SourceDateEpoch) -> Result<Self, LayerError> {
-        let pending = cache.begin(EntryKind::Blob).map_err(LayerError::Cache)?;
+        let mut pending = cache.begin(EntryKind::Blob).map_err(LayerError::Cache)?;
+        let temp_path = pending.temp_path();
         let builder = tar::Builder::new(HashingWriter::new(repro::gzip_encoder(pending)));
-        Ok(Self { builder, epoch })
+        Ok(Self {
+            builder,
+            epoch,
+            temp_path,
+        })
+    }
+
+    fn write_error(&self, path: &str, source: io::Error) -> LayerError {
+        LayerError::Write {
+            path: path.to_string(),
+            temp_path: self.temp_path.clone(),
+            source,
+        }
     }
 
     fn directory(&mut self, tar_path: &str) -> Result<(), LayerError> {
         let mut header = repro::tar_header(tar::EntryType::Directory, DIR_MODE, 0, self.epoch);
         self.builder
             .append_data(&mut header, tar_path, io::empty())
-            .map_err(|source| write_error(tar_path, source))
+            .map_err(|source| self.write_error(tar_path, source))
     }
 
-    fn file(
+    /// A file made in memory.
+    fn file(&mut self, tar_path: &str, mode: u32, bytes: &[u8]) -> Result<(), LayerError> {
+        let mut header = repro::tar_header(
+            tar::EntryType::Regular,
+            mode,
+            bytes.len() as u64,
+            self.epoch,
+        );
+        self.builder
+            .append_data(&mut header, tar_path, bytes)
+            .map_err(|source| self.write_error(tar_path, source))
+    }
+
+    /// A file streamed from a wheel member.
+    fn member(
         &mut self,
         tar_path: &str,
-        mode: u32,
-        size: u64,
-        data: impl io::Read,
+        member: &Member<'_>,
+        reader: impl io::Read,
     ) -> Result<(), LayerError> {
-        let mut header = repro::tar_header(tar::EntryType::Regular, mode, size, self.epoch);
+        let mut header = repro::tar_header(
+            tar::EntryType::Regular,
+            member.mode,
+            member.size,
+            self.epoch,
+        );
         self.builder
-            .append_data(&mut header, tar_path, data)
+            .append_data(&mut header, tar_path, MarkReadErrors(reader))
             .map_err(|error| {
-                // A VerifyingReader reports RECORD mismatches as a wrapped WheelError.
-                match into_wheel_error(error) {
-                    Ok(wheel_error) => LayerError::Wheel(wheel_error),
-                    Err(source) => write_error(tar_path, source),
+                // The verifying reader reports RECORD mismatches as a wrapped WheelError.
+                let error = match into_wheel_error(error) {
+                    Ok(wheel_error) => return LayerError::Wheel(wheel_error),
+                    Err(error) => error,
+                };
+                if error
+                    .get_ref()
+                    .is_some_and(|inner| inner.is::<MemberReadError>())
+                {
+                    let inner = error.into_inner().expect("checked above");
+                    let MemberReadError(source) =
+                        *inner.downcast::<MemberReadError>().expect("checked above");
+                    return LayerError::ReadMember {
+                        wheel: member.wheel.to_string(),
+                        member: member.name.to_string(),
+                        source,
+                    };
                 }
+                self.write_error(tar_path, error)
             })
     }
 
@@ -104,27 +229,24 @@ impl LayerWriter {
         let mut header = repro::tar_header(tar::EntryType::Symlink, SYMLINK_MODE, 0, self.epoch);
         self.builder
             .append_link(&mut header, tar_path, target)
-            .map_err(|source| write_error(tar_path, source))
+            .map_err(|source| self.write_error(tar_path, source))
     }
 
     /// Close the tar and gzip streams and commit the blob.
     fn finish(self) -> Result<LayerBlob, LayerError> {
-        let hashing = self.builder.into_inner().map_err(LayerError::Finish)?;
+        let finish_error = |source| LayerError::Finish {
+            temp_path: self.temp_path.clone(),
+            source,
+        };
+        let hashing = self.builder.into_inner().map_err(finish_error)?;
         let (encoder, diff_id, _) = hashing.finish();
-        let pending = encoder.finish().map_err(LayerError::Finish)?;
+        let pending = encoder.finish().map_err(finish_error)?;
         let (digest, size) = pending.commit(None).map_err(LayerError::Cache)?;
         Ok(LayerBlob {
             diff_id,
             digest,
             size,
         })
-    }
-}
-
-fn write_error(path: &str, source: io::Error) -> LayerError {
-    LayerError::Write {
-        path: path.to_string(),
-        source,
     }
 }
 
@@ -148,12 +270,18 @@ pub fn write_wheels_layer(
         match &entry.content {
             EntryContent::Directory => writer.directory(&entry.tar_path)?,
             EntryContent::Generated { bytes, mode, .. } => {
-                writer.file(&entry.tar_path, *mode, bytes.len() as u64, &bytes[..])?;
+                writer.file(&entry.tar_path, *mode, bytes)?;
             }
             EntryContent::Archived(file) => {
                 let install = installs[*index];
                 let reader = install.reader(&mut archives[*index], file)?;
-                writer.file(&entry.tar_path, file.mode, file.size, reader)?;
+                let member = Member {
+                    wheel: install.filename(),
+                    name: &file.name,
+                    mode: file.mode,
+                    size: file.size,
+                };
+                writer.member(&entry.tar_path, &member, reader)?;
             }
         }
     }
@@ -175,9 +303,7 @@ pub fn write_venv_layer(
         match entry {
             VenvEntry::Directory => writer.directory(&format!("{path}/"))?,
             VenvEntry::Symlink(target) => writer.symlink(path, target)?,
-            VenvEntry::File(bytes) => {
-                writer.file(path, FILE_MODE, bytes.len() as u64, &bytes[..])?
-            }
+            VenvEntry::File(bytes) => writer.file(path, FILE_MODE, bytes)?,
         }
     }
     writer.finish()
@@ -480,6 +606,78 @@ mod tests {
         assert!(
             matches!(error, LayerError::Wheel(WheelError::InvalidPrefix { .. })),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn err_corrupt_member_is_a_read_error_not_a_disk_error() {
+        let folder = tempfile::tempdir().unwrap();
+        let cache_folder = folder.path().join("cache");
+        let cache = Cache::open(&cache_folder).unwrap();
+        let text: String = (0..20_000).map(|line| format!("line {line}\n")).collect();
+        let mut bytes = zip_bytes(&project_members(
+            "demo",
+            "1.0",
+            &[("demo/big.py", text.as_bytes(), 0o644)],
+        ));
+        // Break the member's deflate stream in the middle: find its local header
+        // (signature, then the name at offset 30) and overwrite compressed bytes.
+        let name = b"demo/big.py";
+        let header = (0..bytes.len() - 30 - name.len())
+            .find(|&at| {
+                bytes[at..at + 4] == *b"PK\x03\x04" && bytes[at + 30..at + 30 + name.len()] == *name
+            })
+            .expect("the member's local header");
+        let field = |at: usize, width: usize| {
+            bytes[header + at..header + at + width]
+                .iter()
+                .rev()
+                .fold(0usize, |value, byte| value * 256 + usize::from(*byte))
+        };
+        let (compressed, name_length, extra_length) = (field(18, 4), field(26, 2), field(28, 2));
+        let start = header + 30 + name_length + extra_length + compressed / 2;
+        bytes[start..start + 64].fill(0xff);
+        let filename = "demo-1.0-py3-none-any.whl";
+        let path = write_wheel(folder.path(), filename, &bytes);
+        let install = plan_install(&path, filename, &scheme()).unwrap();
+
+        let error = write_wheels_layer(&[&install], SourceDateEpoch::from_seconds(EPOCH), &cache)
+            .unwrap_err();
+        assert!(
+            matches!(&error, LayerError::ReadMember { wheel, member, .. }
+                if wheel == filename && member == "demo/big.py"),
+            "{error:?}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("damaged") && !message.contains("disk"),
+            "{message}"
+        );
+        assert_eq!(
+            fs_err::read_dir(cache_folder.join("tmp")).unwrap().count(),
+            0,
+            "the partial layer is deleted"
+        );
+    }
+
+    #[test]
+    fn err_write_errors_say_whether_the_disk_is_full() {
+        let full = LayerError::Write {
+            path: "demo/a.py".to_string(),
+            temp_path: PathBuf::from("/cache/tmp/.blob-1.envbuild-tmp"),
+            source: io::Error::from(io::ErrorKind::StorageFull),
+        };
+        assert_eq!(
+            full.to_string(),
+            "cannot write layer entry `demo/a.py` into `/cache/tmp/.blob-1.envbuild-tmp`: the disk holding the cache is full; free some space, or point `--cache-dir` (`ENVBUILD_CACHE_DIR`) at a disk with room"
+        );
+        let other = LayerError::Finish {
+            temp_path: PathBuf::from("/cache/tmp/.blob-1.envbuild-tmp"),
+            source: io::Error::from(io::ErrorKind::PermissionDenied),
+        };
+        assert_eq!(
+            other.to_string(),
+            "cannot write the end of the layer into the cache's temporary file `/cache/tmp/.blob-1.envbuild-tmp`"
         );
     }
 }

@@ -12,7 +12,7 @@ use crate::digest::Sha256Digest;
 #[non_exhaustive]
 pub enum OciError {
     /// A file or folder could not be read or written.
-    #[error("cannot read or write `{}`", path.display())]
+    #[error("{}", io_message(path, source))]
     Io {
         /// The path involved.
         path: PathBuf,
@@ -180,6 +180,37 @@ pub enum OciError {
         /// Its media type.
         media_type: String,
     },
+    /// A base layer's uncompressed content does not hash to the diff_id its config
+    /// lists for it.
+    #[error(
+        "layer {layer} of image `{reference}` has diff_id {found} (the SHA-256 of its uncompressed tar), but the image's config lists {expected} in `rootfs.diff_ids`; the image is corrupt or was edited by hand: produce or fetch it again"
+    )]
+    DiffIdMismatch {
+        /// The image reference.
+        reference: String,
+        /// The layer's (compressed) digest.
+        layer: Sha256Digest,
+        /// The diff_id the config lists.
+        expected: Sha256Digest,
+        /// The SHA-256 of the layer's uncompressed bytes.
+        found: Sha256Digest,
+    },
+    /// A base layer cannot be decompressed to check its diff_id.
+    #[error(
+        "cannot decompress layer {layer} of image `{reference}` (`{}`) to check its diff_id; the layer is corrupt, or not a plain or gzip-compressed tar: produce or fetch the image again",
+        path.display()
+    )]
+    UnreadableLayer {
+        /// The image reference.
+        reference: String,
+        /// The layer's digest.
+        layer: Sha256Digest,
+        /// The layer blob in the cache.
+        path: PathBuf,
+        /// The I/O or decompression error.
+        #[source]
+        source: io::Error,
+    },
     /// The base image's config is not usable.
     #[error("config {digest} of image `{reference}` is invalid: {reason}")]
     InvalidConfig {
@@ -284,6 +315,18 @@ pub enum OciError {
         /// The tag.
         tag: String,
     },
+}
+
+/// The message of [`OciError::Io`]: a full disk is said plainly, with what to do.
+fn io_message(path: &std::path::Path, source: &io::Error) -> String {
+    if crate::cache::is_disk_full(source) {
+        format!(
+            "the disk is full: cannot write `{}`; free some space on it, or write the image to another disk",
+            path.display()
+        )
+    } else {
+        format!("cannot read or write `{}`", path.display())
+    }
 }
 
 /// Render a list for a message: `a, b, c`, or `(none)`.

@@ -6,11 +6,18 @@
 //! manifest for the wanted platform. Every blob read is checked against its digest and
 //! size, and the config and layers end up in the cache, where later stages find them
 //! with [`Cache::lookup`]. An archive is streamed once, straight into the cache.
+//!
+//! Each layer's uncompressed bytes are checked against the diff_id the config lists for
+//! it ([`verify_diff_ids`], for registry bases too), since the config's `diff_ids` are
+//! copied into every image built on the base. The diff_id a layer really has is kept in
+//! the cache (record kind `diff-ids`, keyed by the layer's digest), so each layer is
+//! decompressed once per cache, not once per build. zstd layers are not checked
+//! (envbuild has no zstd decoder; a warning says so).
 
-use std::io::Read;
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::archive;
 use super::descriptor::{Descriptor, media_type, platform_matches};
@@ -20,7 +27,7 @@ use super::manifest::ImageManifest;
 use super::reference::ImageReference;
 use super::select::{PlatformChoice, choose_platform, config_platform, diff_ids};
 use crate::cache::{Cache, EntryKind};
-use crate::digest::Sha256Digest;
+use crate::digest::{HashingReader, Sha256Digest};
 use crate::platform::Platform;
 
 /// Largest JSON document (index, manifest, config) read into memory. Registries must
@@ -459,6 +466,7 @@ impl Reader<'_> {
         for layer in &manifest.layers {
             self.import_blob(layer, "layer")?;
         }
+        verify_diff_ids(&self.name, &manifest.layers, &diff_ids, self.cache)?;
         Ok(BaseImage {
             reference: self.name.clone(),
             manifest_digest: manifest_descriptor.digest,
@@ -468,6 +476,88 @@ impl Reader<'_> {
             platform,
         })
     }
+}
+
+/// The kind of cache record that holds the diff_id a layer blob really has.
+const DIFF_ID_RECORD: &str = "diff-ids";
+
+/// What the cache remembers about a layer blob: the SHA-256 of its uncompressed bytes.
+#[derive(Serialize, Deserialize)]
+struct DiffIdRecord {
+    diff_id: Sha256Digest,
+}
+
+/// Check that each of `layers` (already in `cache`) decompresses to the diff_id at the
+/// same position of `diff_ids`, as image-spec `config.md` requires of `rootfs.diff_ids`.
+/// A layer's real diff_id is remembered in the cache, keyed by the layer's digest, so
+/// it is computed once per cache. `reference` names the image in errors.
+pub fn verify_diff_ids(
+    reference: &str,
+    layers: &[Descriptor],
+    diff_ids: &[Sha256Digest],
+    cache: &Cache,
+) -> Result<(), OciError> {
+    for (layer, expected) in layers.iter().zip(diff_ids) {
+        let found = match cache.record::<DiffIdRecord>(DIFF_ID_RECORD, &layer.digest) {
+            Some(record) => record.diff_id,
+            None => {
+                let path = cache
+                    .lookup(EntryKind::Blob, &layer.digest, Some(layer.size))
+                    .ok_or_else(|| OciError::NotInCache {
+                        digest: layer.digest,
+                        size: layer.size,
+                        path: cache.entry_path(EntryKind::Blob, &layer.digest),
+                    })?;
+                let unreadable = |source: io::Error| OciError::UnreadableLayer {
+                    reference: reference.to_string(),
+                    layer: layer.digest,
+                    path: path.clone(),
+                    source,
+                };
+                let Some(found) = uncompressed_digest(&path).map_err(unreadable)? else {
+                    tracing::warn!(
+                        "layer {} of image `{reference}` is zstd-compressed; envbuild cannot check it against its diff_id {expected}",
+                        layer.digest
+                    );
+                    continue;
+                };
+                cache
+                    .put_record(
+                        DIFF_ID_RECORD,
+                        &layer.digest,
+                        &DiffIdRecord { diff_id: found },
+                    )
+                    .map_err(|error| OciError::from_cache(error, layer.digest, reference))?;
+                found
+            }
+        };
+        if found != *expected {
+            return Err(OciError::DiffIdMismatch {
+                reference: reference.to_string(),
+                layer: layer.digest,
+                expected: *expected,
+                found,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The SHA-256 of a layer blob's uncompressed bytes: gzip (one or more members) or a
+/// plain tar, told apart by their first bytes as container runtimes do; `None` for zstd.
+fn uncompressed_digest(path: &Path) -> io::Result<Option<Sha256Digest>> {
+    let mut buffered = BufReader::new(fs_err::File::open(path)?);
+    let magic = buffered.fill_buf()?;
+    let reader: Box<dyn Read> = if magic.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
+    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        return Ok(None);
+    } else {
+        Box::new(buffered)
+    };
+    let mut hashing = HashingReader::new(reader);
+    io::copy(&mut hashing, &mut io::sink())?;
+    Ok(Some(hashing.finish().0))
 }
 
 #[cfg(test)]
@@ -669,5 +759,92 @@ mod tests {
         let error = read_base(&oci(&layout, None), None, &cache).unwrap_err();
         assert!(matches!(error, OciError::InvalidConfig { .. }), "{error}");
         assert!(error.to_string().contains("0 `rootfs.diff_ids`"), "{error}");
+    }
+
+    /// A one-layer image whose config lists `diff_id` for the layer `layer`.
+    fn put_image_with_diff_id(
+        layout: &Path,
+        layer: &[u8],
+        diff_id: Sha256Digest,
+    ) -> (Descriptor, Descriptor) {
+        use crate::oci::testing::put_blob;
+        let layer = put_blob(layout, media_type::OCI_LAYER_TAR_GZIP, layer);
+        let config = serde_json::json!({
+            "os": "linux",
+            "architecture": "amd64",
+            "rootfs": {"type": "layers", "diff_ids": [diff_id.oci()]},
+        });
+        let config = put_blob(
+            layout,
+            media_type::OCI_CONFIG,
+            &serde_json::to_vec(&config).unwrap(),
+        );
+        let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": media_type::OCI_MANIFEST, "config": config, "layers": [layer]});
+        let manifest = put_blob(
+            layout,
+            media_type::OCI_MANIFEST,
+            &serde_json::to_vec(&manifest).unwrap(),
+        );
+        (manifest, layer)
+    }
+
+    #[test]
+    fn err_wrong_diff_id_is_refused_and_verdicts_are_cached() {
+        let (folder, layout, cache) = setup();
+        let (blob, diff_id) =
+            crate::oci::testing::gzip_layer(&[("etc/hello", b"hello from the base\n")]);
+        let wrong = Sha256Digest::of(b"not the tar");
+        let (good, layer) = put_image_with_diff_id(&layout, &blob, diff_id);
+        let (bad, _) = put_image_with_diff_id(&layout, &blob, wrong);
+        finish_layout(&layout, &[tagged(&good, "good"), tagged(&bad, "bad")]);
+
+        let error = read_base(&oci(&layout, Some("bad")), None, &cache).unwrap_err();
+        match &error {
+            OciError::DiffIdMismatch {
+                layer: named,
+                expected,
+                found,
+                ..
+            } => {
+                assert_eq!((*named, *expected, *found), (layer.digest, wrong, diff_id));
+            }
+            other => panic!("{other}"),
+        }
+        let message = error.to_string();
+        for part in [
+            layer.digest.to_string(),
+            wrong.to_string(),
+            diff_id.to_string(),
+        ] {
+            assert!(message.contains(&part), "{message} names {part}");
+        }
+        // The same layer in an archive is refused too.
+        let archive_path = folder.path().join("bad.tar");
+        let mut builder = tar::Builder::new(fs_err::File::create(&archive_path).unwrap());
+        builder.append_dir_all(".", &layout).unwrap();
+        builder.into_inner().unwrap();
+        let archive = ImageReference::OciArchive {
+            path: archive_path,
+            tag: Some("bad".to_string()),
+        };
+        let fresh = Cache::open(&folder.path().join("fresh")).unwrap();
+        let error = read_base(&archive, None, &fresh).unwrap_err();
+        assert!(matches!(error, OciError::DiffIdMismatch { .. }), "{error}");
+
+        // The layer's real diff_id is remembered by its digest: reading the good image
+        // again does not decompress the layer (garbage of the same size in the cache
+        // would fail to).
+        let record: DiffIdRecord = cache.record(DIFF_ID_RECORD, &layer.digest).unwrap();
+        assert_eq!(record.diff_id, diff_id);
+        let cached = cache.entry_path(EntryKind::Blob, &layer.digest);
+        let mut garbage = vec![0; blob.len()];
+        garbage[..2].copy_from_slice(&[0x1f, 0x8b]);
+        fs_err::write(&cached, garbage).unwrap();
+        let base = read_base(&oci(&layout, Some("good")), None, &cache).unwrap();
+        assert_eq!(base.diff_ids, [diff_id]);
+        // Without the record, the garbage is found out.
+        fs_err::remove_file(cache.record_path(DIFF_ID_RECORD, &layer.digest)).unwrap();
+        let error = read_base(&oci(&layout, Some("good")), None, &cache).unwrap_err();
+        assert!(matches!(error, OciError::UnreadableLayer { .. }), "{error}");
     }
 }

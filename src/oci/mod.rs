@@ -30,6 +30,6 @@ pub use assemble::{DEFAULT_VENV, Image, ImageSettings, NewLayer, assemble};
 pub use config::DEFAULT_PATH;
 pub use descriptor::Descriptor;
 pub use error::OciError;
-pub use layout::{BaseImage, read_base};
+pub use layout::{BaseImage, read_base, verify_diff_ids};
 pub use reference::{ImageReference, ReferenceError, familiar_name};
 pub use write::{TopLevel, check_output, top_level, write_images};

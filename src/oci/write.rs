@@ -11,17 +11,28 @@
 //! - entries are sorted by tag (untagged first), so the file depends only on the set
 //!   of kept entries and the new images, not on the order earlier builds ran in.
 //!
-//! Blobs are written first, each to a temporary name and renamed into place, and
-//! `index.json` last, the same way, so a killed build never leaves an entry pointing
-//! at missing blobs. A blob already in the folder is kept only if its bytes hash to
-//! its name. In a folder, blobs no entry references any more are left in place (the
-//! spec allows unreferenced blobs); an archive is written anew and holds only the
-//! blobs its entries reach. Two builds writing one layout at once are not
-//! coordinated: the `index.json` written last wins.
+//! Concurrent builds: a layout folder is updated under an advisory lock on
+//! `.envbuild-lock` at its root (an archive: `.<name>.envbuild-lock` next to it), held
+//! from reading the existing `index.json` to renaming the new one into place, so
+//! concurrent builds into one layout or archive keep each other's tags. The lock file
+//! is deleted on release (`cache::temp::FileLock`).
+//!
+//! Crash safety: blobs are written first, each to a temporary file at the layout's root
+//! (`.blob-*.envbuild-tmp`: never in `blobs/sha256/`, which holds only digest names)
+//! and renamed into place, and `index.json` last, the same way, so a killed build never
+//! leaves an entry pointing at missing blobs. Temporaries that killed builds left are
+//! deleted before the next write (`cache::temp::sweep`). A blob already in the folder
+//! is kept only if its bytes hash to its name. Blobs no entry references any more are
+//! left in place (the spec allows unreferenced blobs); an archive is written anew and
+//! holds only the blobs its entries reach.
+//!
+//! A write that fails (a full disk, a bad blob) takes back what it added: the blobs and
+//! folders it created, its `oci-layout` and, for a new layout, the folder itself. An
+//! existing layout is left as it was; an archive is only ever replaced whole.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
@@ -33,6 +44,7 @@ use super::error::{OciError, io_error};
 use super::index::ImageIndex;
 use super::layout::{LAYOUT_VERSION, MAX_JSON_SIZE, check_layout_version};
 use super::reference::{ImageReference, is_valid_tag};
+use crate::cache::temp::{self, FileLock, TempFile, is_temporary_name};
 use crate::cache::{Cache, EntryKind};
 use crate::digest::{HashingReader, Sha256Digest};
 use crate::registry::RegistryReference;
@@ -42,6 +54,9 @@ use crate::repro::canonical_json;
 const INDEX_JSON: &str = "index.json";
 /// Name of the layout's version file.
 const OCI_LAYOUT: &str = "oci-layout";
+/// The lock file envbuild holds while it updates a layout (and, prefixed with the
+/// archive's name, next to an archive); deleted on release.
+const LOCK_FILE: &str = ".envbuild-lock";
 
 /// Mode of every file envbuild writes into a layout or as an archive.
 const OUTPUT_FILE_MODE: u32 = 0o644;
@@ -296,79 +311,202 @@ fn write_docker_archive(
     if let Some(repositories) = files.repositories {
         top_files.insert(REPOSITORIES.to_string(), repositories);
     }
-    write_atomically(path, |file| {
+    write_archive_file(path, |file| {
         archive::write_layout_tar(file, path, blobs, &top_files)
     })
 }
 
-/// Write into a layout folder, creating it if needed.
+/// Write into a layout folder, creating it if needed (see the module doc for the lock
+/// and for what a failed write leaves).
 fn write_folder(
     path: &Path,
     name: &str,
     entry: Descriptor,
     blobs: &BTreeMap<Sha256Digest, Blob>,
 ) -> Result<(), OciError> {
+    // Refuse before touching anything; checked again under the lock.
+    check_layout_folder(path, name)?;
+    let mut created_folders = create_folders(path)?;
+    let result = lock_layout(path, &mut created_folders).and_then(|lock| {
+        let mut written = Written::default();
+        let result = update_layout(path, name, entry, blobs, &mut written);
+        if result.is_err() {
+            written.undo();
+        }
+        drop(lock);
+        result
+    });
+    if result.is_err() {
+        // Only empty folders go: a concurrent build may have filled one meanwhile.
+        for folder in created_folders.iter().rev() {
+            let _ = fs_err::remove_dir(folder);
+        }
+    }
+    result
+}
+
+/// What [`update_layout`] added to a layout, to take back out if it fails.
+#[derive(Default)]
+struct Written {
+    files: Vec<PathBuf>,
+    folders: Vec<PathBuf>,
+}
+
+impl Written {
+    /// Remove the files and folders this run added, newest first.
+    fn undo(self) {
+        for file in self.files.iter().rev() {
+            let _ = fs_err::remove_file(file);
+        }
+        for folder in self.folders.iter().rev() {
+            let _ = fs_err::remove_dir(folder);
+        }
+    }
+}
+
+/// Refuse a path that is a file, or a folder that is neither a version 1 layout nor
+/// empty (envbuild's own lock and temporary files aside).
+fn check_layout_folder(path: &Path, name: &str) -> Result<(), OciError> {
     let refuse = |reason: String| OciError::OutputNotALayout {
         reference: name.to_string(),
         reason,
     };
     match fs_err::metadata(path) {
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-        Err(error) => return Err(io_error(path)(error)),
-        Ok(metadata) if !metadata.is_dir() => {
-            return Err(refuse(format!(
-                "`{}` is a file, not a layout folder",
-                path.display()
-            )));
-        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(io_error(path)(error)),
+        Ok(metadata) if !metadata.is_dir() => Err(refuse(format!(
+            "`{}` is a file, not a layout folder",
+            path.display()
+        ))),
         Ok(_) => {
             let header = path.join(OCI_LAYOUT);
             if header.exists() {
                 let bytes = fs_err::read(&header).map_err(io_error(&header))?;
-                check_layout_version(name, Some(&bytes)).map_err(|_| {
+                return check_layout_version(name, Some(&bytes)).map_err(|_| {
                     refuse(format!(
                         "`{}` is not an `oci-layout` file of version 1",
                         header.display()
                     ))
-                })?;
-            } else if fs_err::read_dir(path)
-                .map_err(io_error(path))?
-                .next()
-                .is_some()
-            {
-                return Err(refuse(format!(
-                    "`{}` is a folder that is not empty and has no `oci-layout` file",
-                    path.display()
-                )));
+                });
+            }
+            for child in fs_err::read_dir(path).map_err(io_error(path))? {
+                let child = child.map_err(io_error(path))?;
+                let child_name = child.file_name();
+                let child_name = child_name.to_string_lossy();
+                if child_name != LOCK_FILE && !is_temporary_name(&child_name) {
+                    return Err(refuse(format!(
+                        "`{}` is a folder that is not empty and has no `oci-layout` file",
+                        path.display()
+                    )));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Create `path` and its missing parents; returns the folders this call created,
+/// outermost first.
+fn create_folders(path: &Path) -> Result<Vec<PathBuf>, OciError> {
+    let mut missing = Vec::new();
+    let mut current = path;
+    while !current.exists() {
+        missing.push(current.to_path_buf());
+        match current.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => current = parent,
+            _ => break,
+        }
+    }
+    let mut created = Vec::new();
+    for folder in missing.into_iter().rev() {
+        match fs_err::create_dir(&folder) {
+            Ok(()) => created.push(folder),
+            // Made by a concurrent build meanwhile: not ours to remove.
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(error) => {
+                for folder in created.iter().rev() {
+                    let _ = fs_err::remove_dir(folder);
+                }
+                return Err(io_error(&folder)(error));
             }
         }
     }
+    Ok(created)
+}
+
+/// Take the layout's lock. A concurrent first write that failed may have removed the
+/// (then empty) folder: it is made again, and counted as made by this run.
+fn lock_layout(path: &Path, created_folders: &mut Vec<PathBuf>) -> Result<FileLock, OciError> {
+    let lock_path = path.join(LOCK_FILE);
+    for _ in 0..3 {
+        match FileLock::acquire(&lock_path) {
+            Ok(lock) => return Ok(lock),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                created_folders.extend(create_folders(path)?);
+            }
+            Err(error) => return Err(io_error(&lock_path)(error)),
+        }
+    }
+    Err(io_error(&lock_path)(io::Error::new(
+        io::ErrorKind::NotFound,
+        "the layout folder keeps disappearing",
+    )))
+}
+
+/// Add the blobs and the new `index.json` entry to the layout at `path`, whose lock the
+/// caller holds; what it adds is listed in `written`.
+fn update_layout(
+    path: &Path,
+    name: &str,
+    entry: Descriptor,
+    blobs: &BTreeMap<Sha256Digest, Blob>,
+    written: &mut Written,
+) -> Result<(), OciError> {
+    check_layout_folder(path, name)?;
+    let folder = path.join("blobs").join("sha256");
+    // Temporaries of killed builds: at the root, and inside `blobs/sha256/` where
+    // envbuild 0.1 wrote them.
+    temp::sweep(path, is_temporary_name);
+    temp::sweep(&folder, is_temporary_name);
     let index_path = path.join(INDEX_JSON);
     let existing = match fs_err::read(&index_path) {
         Ok(bytes) => existing_entries(name, &bytes)?,
         Err(error) if error.kind() == io::ErrorKind::NotFound => Vec::new(),
         Err(error) => return Err(io_error(&index_path)(error)),
     };
-    let folder = path.join("blobs").join("sha256");
-    fs_err::create_dir_all(&folder).map_err(io_error(&folder))?;
-    let header = layout_header();
+    // `oci-layout` first: a folder holding blobs always has one, even after a kill, so
+    // the next build takes it for a layout. An existing one (of version 1, checked
+    // above) is kept as it is.
     let header_path = path.join(OCI_LAYOUT);
-    if fs_err::read(&header_path).ok().as_deref() != Some(&header[..]) {
-        write_atomically(&header_path, |file| {
+    if !header_path.exists() {
+        let header = layout_header();
+        write_atomically(&header_path, path, "oci-layout.", |file| {
             file.write_all(&header).map_err(io_error(&header_path))
         })?;
+        written.files.push(header_path);
+    }
+    for folder in [path.join("blobs"), folder.clone()] {
+        match fs_err::create_dir(&folder) {
+            Ok(()) => written.folders.push(folder),
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(io_error(&folder)(error)),
+        }
     }
     for (digest, blob) in blobs {
         let destination = folder.join(digest.hex());
-        if file_has_digest(&destination, digest, blob.size)? {
+        let existed = destination.exists();
+        if existed && file_has_digest(&destination, digest, blob.size)? {
             continue;
         }
-        write_atomically(&destination, |file| {
+        write_atomically(&destination, path, "blob-", |file| {
             blob.copy_to(digest, file, &destination)
         })?;
+        if !existed {
+            written.files.push(destination);
+        }
     }
     let index = index_json(kept_entries(existing, entry.ref_name()), &entry);
-    write_atomically(&index_path, |file| {
+    write_atomically(&index_path, path, "index.json.", |file| {
         file.write_all(&index).map_err(io_error(&index_path))
     })
 }
@@ -388,24 +526,16 @@ fn file_has_digest(path: &Path, digest: &Sha256Digest, size: u64) -> Result<bool
     Ok(reader.finish() == (*digest, size))
 }
 
-/// Write a file through a temporary file in the same folder, renamed into place.
+/// Write `destination` through a temporary file in `temp_folder` (on the same file
+/// system; never a layout's `blobs/sha256/`, which holds only digest names), renamed
+/// into place. `label` starts the temporary's name.
 fn write_atomically(
     destination: &Path,
+    temp_folder: &Path,
+    label: &str,
     fill: impl FnOnce(&mut dyn Write) -> Result<(), OciError>,
 ) -> Result<(), OciError> {
-    let folder = match destination.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let file_name = destination
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temporary = tempfile::Builder::new()
-        .prefix(&format!(".{file_name}."))
-        .suffix(".envbuild-tmp")
-        .tempfile_in(folder)
-        .map_err(io_error(folder))?;
+    let temporary = TempFile::new_in(temp_folder, label).map_err(io_error(temp_folder))?;
     {
         let mut writer = BufWriter::new(temporary.as_file());
         fill(&mut writer)?;
@@ -418,11 +548,42 @@ fn write_atomically(
         .map_err(io_error(destination))?;
     temporary
         .persist(destination)
-        .map_err(|error| OciError::Io {
-            path: destination.to_path_buf(),
-            source: error.error,
-        })?;
-    Ok(())
+        .map_err(io_error(destination))
+}
+
+/// Write an archive file at `path` anew through a temporary file next to it, holding the
+/// archive's lock; first remove what killed builds left next to it.
+fn write_archive_file(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> Result<(), OciError>,
+) -> Result<(), OciError> {
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let file_name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let label = format!("{file_name}.");
+    temp::sweep(folder, |name| {
+        name.starts_with(&format!(".{label}")) && is_temporary_name(name)
+    });
+    write_atomically(path, folder, &label, fill)
+}
+
+/// The lock of the archive at `path`: a lock file next to it.
+fn lock_archive(path: &Path) -> Result<FileLock, OciError> {
+    let file_name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let lock_path = path.with_file_name(format!(".{file_name}{LOCK_FILE}"));
+    FileLock::acquire(&lock_path).map_err(|error| match path.parent() {
+        // A missing folder: name the folder, as writing the archive would.
+        Some(folder) if error.kind() == io::ErrorKind::NotFound => io_error(folder)(error),
+        _ => io_error(&lock_path)(error),
+    })
 }
 
 /// Give an output file mode 0644 whatever the umask (temporary files start at 0600).
@@ -451,6 +612,9 @@ fn write_archive(
         reference: name.to_string(),
         reason,
     };
+    // Held from reading the existing entries to renaming the new archive into place, so
+    // concurrent builds into one archive keep each other's tags.
+    let _lock = lock_archive(path)?;
     let existing = match fs_err::metadata(path) {
         Err(error) if error.kind() == io::ErrorKind::NotFound => Vec::new(),
         Err(error) => return Err(io_error(path)(error)),
@@ -488,7 +652,7 @@ fn write_archive(
         (INDEX_JSON.to_string(), index_json(kept, &entry)),
         (OCI_LAYOUT.to_string(), layout_header()),
     ]);
-    write_atomically(path, |file| {
+    write_archive_file(path, |file| {
         archive::write_layout_tar(file, path, &blobs, &files)
     })
 }
@@ -1018,5 +1182,174 @@ mod tests {
         let error = write_images(&[missing], &oci(&out, None), &fixture.cache).unwrap_err();
         assert!(matches!(error, OciError::NotInCache { .. }), "{error}");
         assert!(!out.exists(), "nothing is written on error");
+    }
+
+    /// Every file under `folder` with its bytes.
+    fn snapshot(folder: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut files = BTreeMap::new();
+        let mut pending = vec![folder.to_path_buf()];
+        while let Some(current) = pending.pop() {
+            for entry in fs_err::read_dir(&current).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    files.insert(path.clone(), Vec::new());
+                    pending.push(path);
+                } else {
+                    files.insert(path.clone(), fs_err::read(&path).unwrap());
+                }
+            }
+        }
+        files
+    }
+
+    /// Replace the cached blob of the image's new layer with other bytes of the same
+    /// size, so writing it fails half-way (after the folders and `oci-layout`).
+    fn corrupt_new_layer(fixture: &Fixture, image: &Image) {
+        let layer = image.layers.last().unwrap();
+        let path = fixture.cache.entry_path(EntryKind::Blob, &layer.digest);
+        fs_err::write(&path, vec![0; layer.size as usize]).unwrap();
+    }
+
+    #[test]
+    fn err_failed_first_write_leaves_nothing() {
+        let fixture = Fixture::new();
+        let image = fixture.image(&platform("linux", "amd64", None), "a");
+        corrupt_new_layer(&fixture, &image);
+        let out = fixture.path("new/deeper/layout");
+        let error = write_images(
+            std::slice::from_ref(&image),
+            &oci(&out, Some("v1")),
+            &fixture.cache,
+        )
+        .unwrap_err();
+        assert!(matches!(error, OciError::DigestMismatch { .. }), "{error}");
+        assert!(
+            !fixture.path("new").exists(),
+            "the folders this write made are gone"
+        );
+        // A folder that existed, empty, stays, and stays empty.
+        let empty = fixture.path("empty");
+        fs_err::create_dir(&empty).unwrap();
+        write_images(
+            std::slice::from_ref(&image),
+            &oci(&empty, Some("v1")),
+            &fixture.cache,
+        )
+        .unwrap_err();
+        assert_eq!(fs_err::read_dir(&empty).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn err_failed_write_leaves_existing_layout_unchanged() {
+        let fixture = Fixture::new();
+        let amd64 = platform("linux", "amd64", None);
+        let [good, bad] = ["a", "b"].map(|file| fixture.image(&amd64, file));
+        let out = fixture.path("out");
+        write_images(
+            std::slice::from_ref(&good),
+            &oci(&out, Some("v1")),
+            &fixture.cache,
+        )
+        .unwrap();
+        let before = snapshot(&out);
+        corrupt_new_layer(&fixture, &bad);
+        write_images(
+            std::slice::from_ref(&bad),
+            &oci(&out, Some("v2")),
+            &fixture.cache,
+        )
+        .unwrap_err();
+        assert_eq!(snapshot(&out), before);
+    }
+
+    #[test]
+    fn ok_concurrent_writes_keep_every_tag() {
+        let fixture = Fixture::new();
+        let amd64 = platform("linux", "amd64", None);
+        let images = ["a", "b", "c", "d"].map(|file| fixture.image(&amd64, file));
+        for (out, reference) in [
+            (
+                fixture.path("layout"),
+                oci as fn(&Path, Option<&str>) -> ImageReference,
+            ),
+            (fixture.path("image.tar"), archive),
+        ] {
+            std::thread::scope(|scope| {
+                for (index, image) in images.iter().enumerate() {
+                    let (out, cache) = (&out, &fixture.cache);
+                    scope.spawn(move || {
+                        let tag = format!("t{index}");
+                        for _ in 0..3 {
+                            write_images(
+                                std::slice::from_ref(image),
+                                &reference(out, Some(&tag)),
+                                cache,
+                            )
+                            .unwrap();
+                        }
+                    });
+                }
+            });
+            let fresh = Cache::open(&fixture.path("fresh")).unwrap();
+            for (index, image) in images.iter().enumerate() {
+                let tag = format!("t{index}");
+                let base = read_base(&reference(&out, Some(&tag)), None, &fresh).unwrap();
+                assert_eq!(base.manifest_digest, image.manifest_digest, "{tag}");
+            }
+            let parent = out.parent().unwrap();
+            let leftovers: Vec<_> = fs_err::read_dir(parent)
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| name.starts_with('.'))
+                .collect();
+            assert!(leftovers.is_empty(), "{leftovers:?}");
+        }
+        assert_eq!(entries(&fixture.path("layout")).len(), 4);
+    }
+
+    #[test]
+    fn ok_stale_temporaries_are_swept_and_none_left_in_blobs() {
+        let fixture = Fixture::new();
+        let image = fixture.image(&platform("linux", "amd64", None), "a");
+        let out = fixture.path("out");
+        write_images(
+            std::slice::from_ref(&image),
+            &oci(&out, Some("v1")),
+            &fixture.cache,
+        )
+        .unwrap();
+        // What killed builds leave: envbuild 0.1 wrote its temporaries into
+        // `blobs/sha256/`, this version at the root; and a lock file.
+        let stale = [
+            out.join("blobs/sha256/.0123abcd.Xy12.envbuild-tmp"),
+            out.join(".blob-Xy12.envbuild-tmp"),
+            out.join(LOCK_FILE),
+        ];
+        for path in &stale {
+            fs_err::write(path, b"partial").unwrap();
+        }
+        write_images(
+            std::slice::from_ref(&image),
+            &oci(&out, Some("v2")),
+            &fixture.cache,
+        )
+        .unwrap();
+        for path in &stale {
+            assert!(!path.exists(), "{}", path.display());
+        }
+        let mut root: Vec<String> = fs_err::read_dir(&out)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        root.sort();
+        assert_eq!(root, ["blobs", "index.json", "oci-layout"]);
+        for entry in fs_err::read_dir(out.join("blobs/sha256")).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let digest = Sha256Digest::from_hex(&name).unwrap();
+            assert!(
+                file_has_digest(&path, &digest, fs_err::metadata(&path).unwrap().len()).unwrap()
+            );
+        }
     }
 }

@@ -292,6 +292,15 @@ pub enum RegistryError {
         #[source]
         source: Box<CacheError>,
     },
+    /// A pulled base image fails a check of its content (its layers' diff_ids).
+    #[error("cannot use base image `{reference}`")]
+    InvalidBase {
+        /// The base image reference.
+        reference: String,
+        /// Why.
+        #[source]
+        source: Box<OciError>,
+    },
     /// The images to push cannot be published together.
     #[error("cannot push to `{destination}`")]
     Image {

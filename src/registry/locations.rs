@@ -2,21 +2,18 @@
 //! this machine, so a push to a new repository can mount a blob (distribution spec,
 //! "Mounting a blob from another repository") instead of uploading it.
 //!
-//! One small JSON file per registry, `<cache>/registry/<registry>.json`:
-//! `{"blobs": {"sha256:<hex>": ["team/base", "team/app"]}}`, most recently seen first,
-//! at most [`MAX_REPOSITORIES`] per blob. It is only a hint: a mount the registry
-//! refuses becomes an upload, and a file that cannot be read or written is ignored
-//! (with a warning). Updates take a lock file and replace the JSON file by renaming a
-//! temporary file into place, so concurrent builds never see half a file.
+//! One cache record per registry (kind `registry`, keyed by the SHA-256 of the
+//! registry's name): `{"blobs": {"sha256:<hex>": ["team/base", "team/app"]}}`, most
+//! recently seen first, at most [`MAX_REPOSITORIES`] per blob. It is only a hint: a mount
+//! the registry refuses becomes an upload, and a record that cannot be read or written is
+//! ignored (with a warning). Updates go through [`Cache::update_record`], under a lock,
+//! so concurrent builds never lose each other's locations.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cache::Cache;
+use crate::cache::{Cache, CacheError};
 use crate::digest::Sha256Digest;
 
 /// Most repositories remembered per blob.
@@ -29,24 +26,12 @@ pub(crate) struct BlobLocations {
     blobs: BTreeMap<Sha256Digest, Vec<String>>,
 }
 
-/// Serialises read-modify-write cycles within this process (the lock file does it
-/// between processes).
-static UPDATE: Mutex<()> = Mutex::new(());
-
 impl BlobLocations {
     /// The records of `registry` (empty when there are none or they cannot be read).
     pub(crate) fn load(cache: &Cache, registry: &str) -> Self {
-        let path = file_path(cache, registry);
-        match fs_err::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|error| {
-                tracing::warn!(
-                    "ignoring unreadable blob locations `{}`: {error}",
-                    path.display()
-                );
-                Self::default()
-            }),
-            Err(_) => Self::default(),
-        }
+        cache
+            .record(RECORD_KIND, &record_key(registry))
+            .unwrap_or_default()
     }
 
     /// Repositories other than `except` known to hold `digest`, most recent first.
@@ -95,49 +80,21 @@ impl BlobLocations {
         registry: &str,
         repository: &str,
         digests: &[Sha256Digest],
-    ) -> std::io::Result<()> {
-        let _guard = UPDATE
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let path = file_path(cache, registry);
-        let folder = path.parent().expect("the records live in a folder");
-        fs_err::create_dir_all(folder)?;
-        let lock = fs_err::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(lock_path(&path))?;
-        lock.file().lock()?;
-        let mut records = Self::load(cache, registry);
-        records.add(repository, digests);
-        let bytes = serde_json::to_vec(&records).expect("blob locations serialize");
-        let mut temporary = tempfile::Builder::new()
-            .prefix(".partial-")
-            .tempfile_in(folder)?;
-        temporary.write_all(&bytes)?;
-        temporary.persist(&path).map_err(|error| error.error)?;
-        lock.file().unlock()?;
-        Ok(())
+    ) -> Result<(), CacheError> {
+        cache.update_record(RECORD_KIND, &record_key(registry), |records| {
+            let mut records: Self = records.unwrap_or_default();
+            records.add(repository, digests);
+            records
+        })
     }
 }
 
-/// `<cache>/registry/<registry with unsafe characters as _>.json`.
-fn file_path(cache: &Cache, registry: &str) -> PathBuf {
-    let name: String = registry
-        .chars()
-        .map(|character| {
-            if character.is_ascii_alphanumeric() || character == '.' || character == '-' {
-                character
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    cache.root().join("registry").join(format!("{name}.json"))
-}
+/// The kind of cache record that holds blob locations.
+const RECORD_KIND: &str = "registry";
 
-fn lock_path(path: &Path) -> PathBuf {
-    path.with_extension("json.lock")
+/// The record key of `registry`.
+fn record_key(registry: &str) -> Sha256Digest {
+    Sha256Digest::of(registry.as_bytes())
 }
 
 #[cfg(test)]
@@ -159,7 +116,13 @@ mod tests {
         );
         assert_eq!(records.sources(&digest, "team/app"), ["team/base"]);
         assert!(records.sources(&Sha256Digest::of(b"other"), "x").is_empty());
-        assert!(folder.path().join("registry/127.0.0.1_5000.json").is_file());
+        assert!(
+            folder
+                .path()
+                .join("registry")
+                .join(record_key(registry).hex())
+                .is_file()
+        );
         for index in 0..20 {
             BlobLocations::record(&cache, registry, &format!("r{index}"), &[digest]);
         }
@@ -179,7 +142,14 @@ mod tests {
         let folder = tempfile::tempdir().unwrap();
         let cache = Cache::open(folder.path()).unwrap();
         fs_err::create_dir_all(folder.path().join("registry")).unwrap();
-        fs_err::write(folder.path().join("registry/r.test.json"), b"{not json").unwrap();
+        fs_err::write(
+            folder
+                .path()
+                .join("registry")
+                .join(record_key("r.test").hex()),
+            b"{not json",
+        )
+        .unwrap();
         let digest = Sha256Digest::of(b"x");
         assert!(
             BlobLocations::load(&cache, "r.test")

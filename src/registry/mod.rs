@@ -19,7 +19,7 @@
 //!   HTTP only for loopback or listed insecure registries).
 //!
 //! The cache also records, per registry, which repositories were seen holding which blob
-//! (`<cache>/registry/<registry>.json`), so a push to a new repository can mount shared
+//! (`locations`, a cache record per registry), so a push to a new repository can mount shared
 //! layers instead of uploading them.
 
 pub mod auth;

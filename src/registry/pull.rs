@@ -381,6 +381,25 @@ impl Registry {
             .buffer_unordered(self.options.jobs.max(1))
             .try_collect::<Vec<()>>()
             .await?;
+        // The config's diff_ids go into every image built on this base: check them
+        // (on a blocking thread: it decompresses layers not checked before).
+        let verified = {
+            let (cache, name, layers, diff_ids) = (
+                cache.clone(),
+                name.clone(),
+                manifest.layers.clone(),
+                diff_ids.clone(),
+            );
+            tokio::task::spawn_blocking(move || {
+                crate::oci::verify_diff_ids(&name, &layers, &diff_ids, &cache)
+            })
+            .await
+            .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()))
+        };
+        verified.map_err(|source| RegistryError::InvalidBase {
+            reference: name.clone(),
+            source: Box::new(source),
+        })?;
 
         if !offline {
             let mut held: Vec<Sha256Digest> = vec![config_descriptor.digest];
