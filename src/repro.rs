@@ -192,6 +192,7 @@ mod tests {
         );
     }
 
-    const GZIP_GOLDEN_SHA256: &str = "";
-    const GZIP_GOLDEN_SIZE: usize = 0;
+    const GZIP_GOLDEN_SHA256: &str =
+        "592cb217593f03dcf8b02ecd6b3beeebf52f464105a87542e317e55ed912301d";
+    const GZIP_GOLDEN_SIZE: usize = 79602;
 }

@@ -28,16 +28,24 @@ mod golden {
     /// sha256 of the two wheels the test writes (a change here means the test's own
     /// wheel writer changed, e.g. a new `zip` crate: update these and the pins below,
     /// no format bump is needed).
-    pub const WHEEL_GREET: &str = "";
-    pub const WHEEL_SHOUT: &str = "";
+    pub const WHEEL_GREET: &str =
+        "ac8ab5c96e2e33cdf68061227e1bb2eaaf4d0b0bde75acba6e8c018e28c8966b";
+    pub const WHEEL_SHOUT: &str =
+        "43f2be36aa4c43d90720e298570ba0f2b788280450ee03e13a731bc5bca73abf";
     /// The base layout's manifest (written by the test, so it changes only with the test).
-    pub const BASE_MANIFEST: &str = "";
+    pub const BASE_MANIFEST: &str =
+        "sha256:d8e900a1060760d7f74ffbe6c5b65636963c6e8e30e09cea231f7b6e57c3f246";
     /// The built image.
-    pub const IMAGE: &str = "";
-    pub const CONFIG: &str = "";
+    pub const IMAGE: &str =
+        "sha256:ca2e170a9e42acf0aec495bc348ad5592ac488ccf2f8505b40782739f2451118";
+    pub const CONFIG: &str =
+        "sha256:eb2a71467e86a5748586ada3b614255b5e6a4d8b821492af65a11c95c1890b91";
     /// The venv layer and the one package layer (both small wheels share a bucket or
     /// not, as the planner decides; the list is in image order).
-    pub const LAYERS: &[&str] = &[];
+    pub const LAYERS: &[&str] = &[
+        "sha256:3fb5e4309d5085af5e4bbdb4fab92edea1fa43230b2b1cd4a96b754e411a0048",
+        "sha256:111d8bd28d94586923f7068b5b248b2ddf24d72cda29d9a96797e3e64b1cac1e",
+    ];
 }
 
 /// One build's result.
