@@ -20,8 +20,10 @@ pub(crate) mod testing;
 pub use bytecode::{
     BytecodeError, PycCompiler, PycOutcome, PycSource, UNCHECKED_HASH_FLAGS, pyc_header,
 };
-pub use error::{UnsafePathReason, WheelError};
-pub use install::{BytecodeSummary, WheelInstall, check_collisions, plan_install};
+pub use error::{CorruptMemberReason, UnsafePathReason, WheelError};
+pub use install::{
+    BytecodeSummary, WheelInstall, WheelSource, check_collisions, plan_install, plan_locked_install,
+};
 pub use scheme::InstallScheme;
 pub use scripts::LAUNCHER_TEMPLATE_VERSION;
 
