@@ -271,7 +271,7 @@ pub(crate) fn open_member<'a>(
 /// "corrupt deflate stream" and `UnexpectedEof` for a stream cut short; zip's CRC-32
 /// reader gives `InvalidData` "Invalid checksum", or "… larger than its declared
 /// uncompressed size" once a member outgrows its header. The texts are those of the
-/// versions in Cargo.lock; `ok_read_errors_are_classified` pins them.
+/// versions in Cargo.lock; `err_damaged_member_is_named_not_a_disk_error` (in `install.rs`) pins them.
 pub(crate) fn member_read_error(wheel: &str, path: &str, source: io::Error) -> WheelError {
     let reason = match source.kind() {
         io::ErrorKind::UnexpectedEof => Some(CorruptMemberReason::TruncatedCompressedData),

@@ -2137,7 +2137,7 @@ mod tests {
     #[test]
     fn err_damaged_member_is_named_not_a_disk_error() {
         use crate::wheel::CorruptMemberReason::*;
-        use crate::wheel::testing::{HeaderField, member_data, set_header_field};
+        use crate::wheel::testing::mutate::{HeaderField, member_data, set_header_field};
 
         const NAME: &str = "demo/big.py";
         let content = b"print('hello, world')\n".repeat(200);
