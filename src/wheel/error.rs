@@ -41,15 +41,15 @@ impl fmt::Display for CorruptMemberReason {
 }
 
 /// Untrusted text that may be huge (a path, a header value): escaped, and cut in the
-/// middle when longer than [`Shortened::MAX`] bytes, with its length, so one error line
-/// stays readable.
+/// middle (`…`) when longer than [`Shortened::MAX`] bytes, so one error line stays
+/// readable; messages that need the length state it.
 struct Shortened<'a>(&'a str);
 
 impl Shortened<'_> {
     /// The longest text shown whole.
     const MAX: usize = 200;
     /// How many bytes (at most) of each end are kept when cutting.
-    const KEEP: usize = 80;
+    const KEEP: usize = 60;
 }
 
 impl fmt::Display for Shortened<'_> {
@@ -70,8 +70,7 @@ impl fmt::Display for Shortened<'_> {
             "{}…{}",
             Untrusted(&text[..head_end]),
             Untrusted(&text[tail_start..])
-        )?;
-        write!(f, " ({} bytes)", text.len())
+        )
     }
 }
 
@@ -672,7 +671,7 @@ pub enum WheelError {
     },
     /// An installed path is longer than a Linux path may be.
     #[error(
-        "wheel `{wheel}`: `{path}` would install `{destination}`, which is {length} bytes, more than the {limit} bytes a path may have on Linux (PATH_MAX, with its terminating NUL); podman and umoci could not unpack the image and pip and uv cannot install the wheel either; {HINT_UNINSTALLABLE}",
+        "wheel `{wheel}`: `{path}` would install `{destination}`, which is {length} bytes, more than the {limit} bytes envbuild allows: Linux's PATH_MAX is 4096 bytes, and podman and umoci unpack an image below a folder of their own, so they could not unpack it; {HINT_UNINSTALLABLE}",
         wheel = Untrusted(.wheel), path = Shortened(.path), destination = Shortened(.destination)
     )]
     PathTooLong {
@@ -828,4 +827,40 @@ pub enum WheelError {
         /// The second wheel.
         second: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ok_shortened_keeps_short_text_and_cuts_long_text_at_characters() {
+        assert_eq!(Shortened("a\u{1b}b").to_string(), "a\\u{1b}b");
+        let long = "é".repeat(300);
+        let shown = Shortened(&long).to_string();
+        assert_eq!(shown, format!("{}…{}", "é".repeat(30), "é".repeat(30)));
+        let mixed = format!("{}\n{}", "x".repeat(150), "y".repeat(150));
+        assert_eq!(
+            Shortened(&mixed).to_string(),
+            format!("{}…{}", "x".repeat(60), "y".repeat(60))
+        );
+    }
+
+    #[test]
+    fn err_messages_escape_control_characters() {
+        let error = WheelError::MetadataVersionMismatch {
+            wheel: "w\u{1b}[31m.whl".into(),
+            metadata: "9\n9".into(),
+            filename: "1.0".into(),
+            locked: Some("1.0\r".into()),
+        };
+        let message = error.to_string();
+        assert!(!message.chars().any(char::is_control), "{message:?}");
+        assert!(
+            message.contains("`w\\u{1b}[31m.whl`")
+                && message.contains("`9\\n9`")
+                && message.contains("`1.0\\r`"),
+            "{message}"
+        );
+    }
 }

@@ -678,8 +678,14 @@ impl<'a> Plan<'a> {
 /// Linux's `NAME_MAX`: the most bytes in one file name.
 const MAX_NAME_BYTES: usize = 255;
 
-/// Linux's `PATH_MAX` counts the terminating NUL: the most bytes in an absolute path.
-const MAX_PATH_BYTES: usize = 4095;
+/// The most bytes in an installed absolute path. Linux's `PATH_MAX` is 4096 with the
+/// terminating NUL, but no tool opens the image's paths from `/`: podman extracts a
+/// layer under its storage folder (`/var/lib/containers/storage/overlay/<id>/diff/`,
+/// about 105 bytes; more for rootless storage), docker and containerd likewise, umoci
+/// under the bundle folder it is given. Measured with podman 4 and umoci 0.4, a path
+/// that leaves less room than that fails to unpack ("file name too long"), so 256 bytes
+/// are kept free for the unpacker's own folder.
+const MAX_PATH_BYTES: usize = 4096 - 1 - 256;
 
 /// Which Linux limit an installed path breaks.
 enum PathLimit<'a> {
@@ -689,10 +695,10 @@ enum PathLimit<'a> {
     Whole(usize),
 }
 
-/// Check a layer path (relative, the image's `/` left out) against the limits every
-/// Linux file system and tool enforces: an image holding a longer name or path cannot
-/// be unpacked by podman or umoci, and pip and uv fail on the same wheel with
-/// `ENAMETOOLONG`, so envbuild refuses it while planning.
+/// Check a layer path (relative, the image's `/` left out) against [`MAX_NAME_BYTES`]
+/// and [`MAX_PATH_BYTES`]: podman and umoci cannot unpack an image holding a longer name
+/// or path, and pip and uv fail on such a wheel with `ENAMETOOLONG` (for a path, once it
+/// reaches `PATH_MAX`), so envbuild refuses it while planning, before any layer exists.
 fn check_path_limits(destination: &str) -> Result<(), PathLimit<'_>> {
     if let Some(component) = destination
         .split('/')
@@ -1529,6 +1535,35 @@ mod tests {
         assert_unsafe(".wh..wh..opq", crate::wheel::UnsafePathReason::Whiteout);
     }
 
+    /// The zip form of a hard link: a second central directory entry that points at
+    /// another member's data, so one stored file would install under two names.
+    #[test]
+    fn err_two_names_for_one_stored_file() {
+        use crate::wheel::testing::mutate::zip_members;
+
+        let mut bytes = zip_bytes(&members(&[
+            ("demo/a.py", b"one", 0o644),
+            ("demo/b.py", b"two", 0o644),
+        ]));
+        let listed = zip_members(&bytes);
+        let a = listed
+            .iter()
+            .find(|m| m.name == b"demo/a.py")
+            .unwrap()
+            .local;
+        let b = listed
+            .iter()
+            .find(|m| m.name == b"demo/b.py")
+            .unwrap()
+            .central;
+        bytes[b + 42..b + 46].copy_from_slice(&u32::try_from(a).unwrap().to_le_bytes());
+        let error = plan_zip(bytes).unwrap_err();
+        assert!(
+            matches!(error, WheelError::InconsistentZip { .. }),
+            "{error}"
+        );
+    }
+
     #[test]
     fn err_duplicate_entry() {
         let bytes = zip_bytes(&members(&[
@@ -2047,13 +2082,16 @@ mod tests {
         );
         // Shortened, so one error line stays readable.
         assert!(!message.contains(&"a".repeat(200)), "{message}");
-        assert!(message.contains("(261 bytes)"), "{message}");
+        assert!(
+            message.contains(&format!("`demo/{}…{}.py`", "a".repeat(55), "a".repeat(57))),
+            "{message}"
+        );
         // 255 bytes is allowed.
         plan(&[(&format!("demo/{}.py", "a".repeat(252)), b"", 0o644)]).unwrap();
     }
 
     #[test]
-    fn err_installed_path_over_4095_bytes() {
+    fn err_installed_path_over_3839_bytes() {
         let limit = MAX_PATH_BYTES - SITE_OVERHEAD;
         plan(&[(&deep_member(limit), b"", 0o644)]).unwrap();
         let member = deep_member(limit + 1);
@@ -2061,8 +2099,9 @@ mod tests {
         assert!(
             matches!(
                 &error,
-                WheelError::PathTooLong { length: 4096, limit: 4095, destination, .. }
-                    if *destination == format!("/{SITE}/{member}")
+                WheelError::PathTooLong { length, limit: MAX_PATH_BYTES, destination, .. }
+                    if *length == MAX_PATH_BYTES + 1
+                        && *destination == format!("/{SITE}/{member}")
             ),
             "{error}"
         );
@@ -2071,8 +2110,8 @@ mod tests {
 
     #[test]
     fn err_installed_path_too_long_only_with_the_prefix() {
-        // The member alone is well under the limit; the prefix pushes it over.
-        let member = deep_member(4000);
+        // The member alone is under the limit; the prefix pushes it over.
+        let member = deep_member(MAX_PATH_BYTES - SITE_OVERHEAD - 50);
         plan(&[(&member, b"", 0o644)]).unwrap();
         let folder = tempfile::tempdir().unwrap();
         let path = valid_wheel(folder.path(), &[(&member, b"", 0o644)]);

@@ -301,6 +301,14 @@ pub fn set_header_field(bytes: &mut [u8], name: &str, field: HeaderField, value:
     set_field(bytes, &member, field, Headers::Both, value);
 }
 
+/// Give member `name` this unix mode (type and permission bits) in its central header's
+/// external attributes, where pip and envbuild read it.
+pub fn set_unix_mode(bytes: &mut [u8], name: &str, mode: u32) {
+    let member = member_named(bytes, name);
+    let at = member.central + 38;
+    bytes[at..at + 4].copy_from_slice(&(mode << 16).to_le_bytes());
+}
+
 /// A field of the end of central directory record (APPNOTE 4.3.16).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndField {
