@@ -356,7 +356,7 @@ fn variant(error: &WheelError) -> String {
 }
 
 /// Check one outcome: a layer, or a wheel error that names the wheel, does not blame the
-/// disk and holds no control character. The tally key: `installed` or the error variant.
+/// disk and holds no control character (nor do its causes). The tally key: `installed` or the error variant.
 fn check(seed: &Seed, outcome: &Outcome) -> Result<String, String> {
     match outcome {
         Outcome::Layer => Ok("installed".to_owned()),
@@ -369,9 +369,11 @@ fn check(seed: &Seed, outcome: &Outcome) -> Result<String, String> {
                     seed.filename
                 ));
             }
-            if message.chars().any(char::is_control) {
+            if message.chars().any(char::is_control)
+                || text.chars().any(|c| c.is_control() && c != '\n')
+            {
                 return Err(format!(
-                    "{}: a control character reached the message: {message:?}",
+                    "{}: a control character reached the message: {text:?}",
                     seed.filename
                 ));
             }
