@@ -11,6 +11,7 @@
 //! is the attack the test is named after.
 
 mod common;
+mod mutate_support;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -392,6 +393,10 @@ struct WheelSpec<'a> {
     files: &'a [(&'a str, &'a [u8])],
     /// An entry whose RECORD line gets the hash of other bytes.
     record_lies_about: Option<&'a str>,
+    /// The `Version` METADATA gives, when it is not `version`.
+    metadata_version: Option<&'a str>,
+    /// A change to the zip bytes after writing (a damaged stream, a lying header).
+    tamper: Option<fn(&mut Vec<u8>)>,
 }
 
 impl WheelSpec<'_> {
@@ -404,7 +409,8 @@ impl WheelSpec<'_> {
         let dist_info = format!("{}-{}.dist-info", self.distribution, self.version);
         let metadata = format!(
             "Metadata-Version: 2.1\nName: {}\nVersion: {}\n",
-            self.distribution, self.version
+            self.distribution,
+            self.metadata_version.unwrap_or(self.version)
         );
         let wheel = "Wheel-Version: 1.0\nGenerator: envbuild-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n";
         let mut entries: Vec<(String, Vec<u8>)> = self
@@ -431,14 +437,18 @@ impl WheelSpec<'_> {
         entries.push((format!("{dist_info}/RECORD"), record.into_bytes()));
 
         let path = dir.join(self.file_name());
-        let mut zip = zip::ZipWriter::new(fs_err::File::create(&path).unwrap());
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         let options = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated);
         for (name, bytes) in &entries {
             zip.start_file(name.as_str(), options).unwrap();
             zip.write_all(bytes).unwrap();
         }
-        zip.finish().unwrap();
+        let mut bytes = zip.finish().unwrap().into_inner();
+        if let Some(tamper) = self.tamper {
+            tamper(&mut bytes);
+        }
+        fs_err::write(&path, bytes).unwrap();
         path
     }
 }
@@ -450,6 +460,8 @@ fn good_wheel(dir: &Path) -> PathBuf {
         version: "1.0",
         files: &[("good/__init__.py", b"GOOD = True\n")],
         record_lies_about: None,
+        metadata_version: None,
+        tamper: None,
     }
     .write_in(dir)
 }
@@ -688,6 +700,8 @@ fn wheel_entry_climbing_out_with_dotdot_is_refused() {
         version: "1.0",
         files: &[("../evil.py", b"print('escaped')\n")],
         record_lies_about: None,
+        metadata_version: None,
+        tamper: None,
     };
     let lock = lock_crafted(&case, &spec);
     let err = failure(&case.image(&lock, &case.layout_output("t")).output());
@@ -707,6 +721,8 @@ fn wheel_entry_climbing_out_from_inside_its_package_is_refused() {
             ("nested/../../evil.py", b"print('escaped')\n"),
         ],
         record_lies_about: None,
+        metadata_version: None,
+        tamper: None,
     };
     let lock = lock_crafted(&case, &spec);
     let err = failure(&case.image(&lock, &case.layout_output("t")).output());
@@ -723,6 +739,8 @@ fn wheel_entry_with_an_absolute_path_is_refused() {
         version: "1.0",
         files: &[("/etc/evil.py", b"print('escaped')\n")],
         record_lies_about: None,
+        metadata_version: None,
+        tamper: None,
     };
     let lock = lock_crafted(&case, &spec);
     let err = failure(&case.image(&lock, &case.layout_output("t")).output());
@@ -742,6 +760,8 @@ fn record_with_a_wrong_hash_names_the_wheel_and_the_file() {
             ("liar/core.py", b"VALUE = 'swapped after signing'\n"),
         ],
         record_lies_about: Some("liar/core.py"),
+        metadata_version: None,
+        tamper: None,
     };
     let lock = lock_crafted(&case, &spec);
     let err = failure(&case.image(&lock, &case.archive_output("t")).output());
@@ -762,6 +782,296 @@ fn record_with_a_wrong_hash_names_the_wheel_and_the_file() {
     case.assert_nothing_left(&["liar"]);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Issue 7: hostile wheels from the attack run (defects 3, 8, 9 and 11)
+
+/// A wheel of `distribution` 1.0 holding `files`, honest but for the attack under test.
+fn attack<'a>(distribution: &'a str, files: &'a [(&'a str, &'a [u8])]) -> WheelSpec<'a> {
+    WheelSpec {
+        distribution,
+        version: "1.0",
+        files,
+        record_lies_about: None,
+        metadata_version: None,
+        tamper: None,
+    }
+}
+
+/// A member path of exactly `length` bytes under `top/`, in components of 200 bytes.
+fn deep_path(top: &str, length: usize) -> String {
+    let mut path = format!("{top}/");
+    while path.len() + 201 < length {
+        path.push_str(&"d".repeat(200));
+        path.push('/');
+    }
+    path.push_str(&"x".repeat(length - path.len()));
+    path
+}
+
+/// Where the default prefix puts site-packages, with its trailing `/`.
+const SITE: &str = "/opt/venv/lib/python3.11/site-packages/";
+
+/// The longest absolute path envbuild installs (PATH_MAX less the NUL and 256 bytes kept
+/// for the folder podman or umoci unpack under).
+const LONGEST_PATH: usize = 4096 - 1 - 256;
+
+#[test]
+fn wheel_with_a_file_name_over_255_bytes_is_refused() {
+    let case = Case::new();
+    let name = format!("longname/{}.py", "n".repeat(253));
+    let files = [(name.as_str(), &b""[..])];
+    let spec = attack("longname", &files);
+    let lock = lock_crafted(&case, &spec);
+    let err = failure(&case.image(&lock, &case.layout_output("t")).output());
+    assert_mentions(
+        &err,
+        &[&spec.file_name(), "is 256 bytes", "255 bytes", "NAME_MAX"],
+    );
+    assert_hint(&err, &["pin another version"]);
+    assert!(
+        !err.contains(&"n".repeat(200)),
+        "long names are shortened:\n{err}"
+    );
+    case.assert_nothing_left(&["longname"]);
+}
+
+#[test]
+fn wheel_installing_a_path_over_3839_bytes_is_refused() {
+    let case = Case::new();
+    let member = deep_path("deep", LONGEST_PATH + 1 - SITE.len());
+    let files = [(member.as_str(), &b""[..])];
+    let spec = attack("deep", &files);
+    let lock = lock_crafted(&case, &spec);
+    let err = failure(&case.image(&lock, &case.archive_output("t")).output());
+    assert_mentions(
+        &err,
+        &[&spec.file_name(), "is 3840 bytes", "3839 bytes", "PATH_MAX"],
+    );
+    assert!(err.len() < 2000, "long paths are shortened:\n{err}");
+    case.assert_nothing_left(&["deep/"]);
+}
+
+#[test]
+fn wheel_with_an_entry_point_name_over_255_bytes_is_refused() {
+    let case = Case::new();
+    let entry_points = format!("[console_scripts]\n{} = longep:main\n", "e".repeat(300));
+    let files = [
+        ("longep/__init__.py", &b"def main(): pass\n"[..]),
+        (
+            "longep-1.0.dist-info/entry_points.txt",
+            entry_points.as_bytes(),
+        ),
+    ];
+    let spec = attack("longep", &files);
+    let lock = lock_crafted(&case, &spec);
+    let err = failure(&case.image(&lock, &case.layout_output("t")).output());
+    assert_mentions(
+        &err,
+        &[
+            &spec.file_name(),
+            "entry_points.txt",
+            "/opt/venv/bin/eee",
+            "is 300 bytes",
+            "NAME_MAX",
+        ],
+    );
+    case.assert_nothing_left(&["longep"]);
+}
+
+/// The limits refuse nothing an unpacker can hold: a 255-byte file name at the end of a
+/// path of the longest length allowed unpacks with umoci and runs in podman.
+#[test]
+fn wheel_with_the_longest_allowed_names_unpacks_in_umoci_and_podman() {
+    let case = Case::new();
+    let member = deep_path("roomy", LONGEST_PATH - SITE.len());
+    let name = format!("roomy/{}", "n".repeat(255));
+    let files = [
+        ("roomy/__init__.py", &b""[..]),
+        (member.as_str(), &b"deep\n"[..]),
+        (name.as_str(), &b"long\n"[..]),
+    ];
+    let spec = attack("roomy", &files);
+    let lock = lock_crafted(&case, &spec);
+    let layout = case.out().join("layout");
+    case.image(&lock, &case.layout_output("t")).success();
+
+    let rootfs = umoci_unpack(&layout, "t", &case.path().join("bundle"));
+    let deep = rootfs.join(format!("{}{member}", &SITE[1..]));
+    assert_eq!(fs_err::read(&deep).unwrap(), b"deep\n");
+    assert_eq!(
+        fs_err::read(rootfs.join(format!("{}{name}", &SITE[1..]))).unwrap(),
+        b"long\n"
+    );
+
+    let script = "import sys; print(open(sys.argv[1]).read().strip(), len(sys.argv[1]))";
+    let printed = podman_run_ok(
+        &case.layout_output("t"),
+        &[
+            "/opt/venv/bin/python",
+            "-c",
+            script,
+            &format!("{SITE}{member}"),
+        ],
+    );
+    assert_eq!(printed.trim(), format!("deep {LONGEST_PATH}"));
+}
+
+#[test]
+fn wheel_whose_metadata_lies_about_its_version_is_refused() {
+    let case = Case::new();
+    let files = [("versionliar/__init__.py", &b""[..])];
+    let spec = WheelSpec {
+        metadata_version: Some("9.9.9"),
+        ..attack("versionliar", &files)
+    };
+    let lock = lock_crafted(&case, &spec);
+    let err = failure(&case.image(&lock, &case.layout_output("t")).output());
+    assert_mentions(
+        &err,
+        &[
+            &spec.file_name(),
+            "`METADATA` says version `9.9.9`",
+            "the filename says `1.0`",
+            "the lockfile pins `1.0`",
+        ],
+    );
+    assert_hint(&err, &["fetch the right file"]);
+    case.assert_nothing_left(&["versionliar"]);
+}
+
+#[test]
+fn wheel_with_a_symlink_member_is_refused() {
+    let case = Case::new();
+    let files = [
+        ("linked/__init__.py", &b""[..]),
+        ("linked/passwd", &b"/etc/passwd"[..]),
+    ];
+    let spec = WheelSpec {
+        tamper: Some(|bytes| mutate_support::set_unix_mode(bytes, "linked/passwd", 0o120_777)),
+        ..attack("linked", &files)
+    };
+    let lock = lock_crafted(&case, &spec);
+    let err = failure(&case.image(&lock, &case.layout_output("t")).output());
+    assert_mentions(
+        &err,
+        &[&spec.file_name(), "`linked/passwd`", "symbolic link"],
+    );
+    case.assert_nothing_left(&["linked"]);
+}
+
+#[test]
+fn wheel_with_a_corrupt_deflate_stream_is_named_not_blamed_on_the_disk() {
+    let case = Case::new();
+    let body = b"VALUE = 'some text that deflate will compress'\n".repeat(100);
+    let files = [("corrupt/__init__.py", &body[..])];
+    let spec = WheelSpec {
+        tamper: Some(|bytes| {
+            let range = mutate_support::member_data(bytes, "corrupt/__init__.py");
+            bytes[range].fill(0xff);
+        }),
+        ..attack("corrupt", &files)
+    };
+    let lock = lock_crafted(&case, &spec);
+    let err = failure(&case.image(&lock, &case.layout_output("t")).output());
+    assert_mentions(
+        &err,
+        &[
+            &spec.file_name(),
+            "`corrupt/__init__.py`",
+            "corrupt compressed data",
+        ],
+    );
+    assert_hint(&err, &["fetch it again"]);
+    assert!(
+        !err.contains("disk space"),
+        "the disk is not the problem:\n{err}"
+    );
+    case.assert_nothing_left(&["corrupt"]);
+}
+
+#[test]
+fn wheel_member_larger_than_its_headers_say_is_refused() {
+    let case = Case::new();
+    let body = b"x = 1\n".repeat(100);
+    let files = [("oversized/__init__.py", &body[..])];
+    let spec = WheelSpec {
+        tamper: Some(|bytes| {
+            use mutate_support::{HeaderField, set_header_field};
+            set_header_field(
+                bytes,
+                "oversized/__init__.py",
+                HeaderField::UncompressedSize,
+                60,
+            );
+        }),
+        ..attack("oversized", &files)
+    };
+    let lock = lock_crafted(&case, &spec);
+    let err = failure(&case.image(&lock, &case.layout_output("t")).output());
+    assert_mentions(
+        &err,
+        &[
+            &spec.file_name(),
+            "`oversized/__init__.py` is 60 bytes",
+            "RECORD says 600",
+        ],
+    );
+    assert!(
+        !err.contains("disk space"),
+        "the disk is not the problem:\n{err}"
+    );
+    case.assert_nothing_left(&["oversized"]);
+}
+
+#[test]
+fn wheel_whose_record_claims_four_gigabytes_is_refused_without_reading_it() {
+    let case = Case::new();
+    let files = [("claims/__init__.py", &b""[..])];
+    let spec = WheelSpec {
+        tamper: Some(|bytes| {
+            use mutate_support::{HeaderField, set_header_field};
+            let record = "claims-1.0.dist-info/RECORD";
+            set_header_field(bytes, record, HeaderField::UncompressedSize, u32::MAX);
+        }),
+        ..attack("claims", &files)
+    };
+    let lock = lock_crafted(&case, &spec);
+    let err = failure(&case.image(&lock, &case.layout_output("t")).output());
+    assert_mentions(
+        &err,
+        &[
+            &spec.file_name(),
+            "RECORD` is 4294967295 bytes",
+            "reads into memory",
+        ],
+    );
+    case.assert_nothing_left(&["claims"]);
+}
+
+#[test]
+fn control_characters_in_a_wheel_reach_the_terminal_escaped() {
+    let case = Case::new();
+    let files = [
+        ("escapes/__init__.py", &b""[..]),
+        (
+            "escapes-1.0.dist-info/entry_points.txt",
+            &b"[console_scripts]\nevil\x1b]2;owned\x07\x1b[2J = escapes:main\n"[..],
+        ),
+    ];
+    let spec = attack("escapes", &files);
+    let lock = lock_crafted(&case, &spec);
+    let err = failure(&case.image(&lock, &case.layout_output("t")).output());
+    assert_mentions(
+        &err,
+        &[&spec.file_name(), "evil\\u{1b}]2;owned\\u{7}\\u{1b}[2J"],
+    );
+    assert!(
+        !err.chars().any(|c| c.is_control() && c != '\n'),
+        "a raw control character reached stderr: {err:?}"
+    );
+    case.assert_nothing_left(&["escapes"]);
+}
+
 /// Two wheels that each install `common/thing.py`, with different bytes, and a lockfile of
 /// both, in `case`.
 fn lock_colliding_wheels(case: &Case) -> (PathBuf, String, String) {
@@ -770,12 +1080,16 @@ fn lock_colliding_wheels(case: &Case) -> (PathBuf, String, String) {
         version: "1.0",
         files: &[("common/thing.py", b"OWNER = 'alpha'\n")],
         record_lies_about: None,
+        metadata_version: None,
+        tamper: None,
     };
     let beta = WheelSpec {
         distribution: "beta",
         version: "1.0",
         files: &[("common/thing.py", b"OWNER = 'beta'\n")],
         record_lies_about: None,
+        metadata_version: None,
+        tamper: None,
     };
     let lock = case.write(
         "pylock.toml",

@@ -818,9 +818,12 @@ fn write_layers(
     };
     let bytecode_identity = compiler.as_ref().map(PycCompiler::identity);
     let installs: Vec<WheelInstall> = parallel_map(chosen.len(), settings.jobs, |index| {
-        let mut install = crate::wheel::plan_install(
-            &wheel_paths[index],
-            &chosen[index].artifact.filename,
+        let mut install = crate::wheel::plan_locked_install(
+            &crate::wheel::WheelSource {
+                path: &wheel_paths[index],
+                filename: &chosen[index].artifact.filename,
+                locked_version: Some(&chosen[index].version),
+            },
             scheme,
         )?;
         if let Some(compiler) = &compiler {

@@ -10,7 +10,7 @@ use zip::ZipArchive;
 use zip::read::ZipFile;
 
 use crate::digest::{Hasher, Sha256Digest};
-use crate::wheel::error::{UnsafePathReason, WheelError};
+use crate::wheel::error::{CorruptMemberReason, UnsafePathReason, WheelError};
 
 /// An open wheel.
 pub(crate) type WheelArchive = ZipArchive<BufReader<fs_err::File>>;
@@ -98,7 +98,7 @@ pub(crate) fn list_entries(
         };
         check_path(bare).map_err(|reason| WheelError::UnsafePath {
             wheel: wheel.to_string(),
-            path: name.escape_debug().to_string(),
+            path: name.clone(),
             reason,
         })?;
         // pip reads permissions from `external_attr >> 16` whatever the host system
@@ -192,11 +192,11 @@ pub(crate) fn read_entry(
         });
     }
     let mut file = by_item(archive, item, wheel)?;
-    let mut bytes = Vec::with_capacity(usize::try_from(item.size).unwrap_or(0));
+    let mut bytes = Vec::with_capacity(initial_capacity(item.size));
     (&mut file)
         .take(MEMORY_LIMIT + 1)
         .read_to_end(&mut bytes)
-        .map_err(|source| read_error(wheel, &item.name, source))?;
+        .map_err(|source| member_read_error(wheel, &item.name, source))?;
     if bytes.len() as u64 != item.size {
         return Err(WheelError::RecordSizeMismatch {
             wheel: wheel.to_string(),
@@ -206,6 +206,13 @@ pub(crate) fn read_entry(
         });
     }
     Ok(bytes)
+}
+
+/// How much to reserve for a member that declares `size` bytes: the declared size is
+/// untrusted (a mutated header can claim 64 MiB for a few bytes), so reserve at most
+/// 64 KiB and let the buffer grow with the bytes that really arrive.
+pub(crate) fn initial_capacity(size: u64) -> usize {
+    usize::try_from(size.min(64 * 1024)).unwrap_or(0)
 }
 
 /// Read up to `limit` leading bytes of a member.
@@ -219,7 +226,7 @@ pub(crate) fn read_head(
     let mut bytes = Vec::new();
     file.take(limit)
         .read_to_end(&mut bytes)
-        .map_err(|source| read_error(wheel, &item.name, source))?;
+        .map_err(|source| member_read_error(wheel, &item.name, source))?;
     Ok(bytes)
 }
 
@@ -257,11 +264,41 @@ pub(crate) fn open_member<'a>(
     Ok(file)
 }
 
-fn read_error(wheel: &str, path: &str, source: io::Error) -> WheelError {
-    WheelError::Read {
-        wheel: wheel.to_string(),
-        path: path.to_string(),
-        source,
+/// What an error from reading member `path` means: damaged bytes in the wheel (a
+/// typed [`WheelError::CorruptMember`]) or an I/O failure reading the wheel file.
+///
+/// The zip reader reports its checks as [`io::Error`]s: flate2 gives `InvalidInput`
+/// "corrupt deflate stream" and `UnexpectedEof` for a stream cut short; zip's CRC-32
+/// reader gives `InvalidData` "Invalid checksum", or "… larger than its declared
+/// uncompressed size" once a member outgrows its header. The texts are those of the
+/// versions in Cargo.lock; `err_damaged_member_is_named_not_a_disk_error` (in `install.rs`) pins them.
+pub(crate) fn member_read_error(wheel: &str, path: &str, source: io::Error) -> WheelError {
+    let reason = match source.kind() {
+        io::ErrorKind::UnexpectedEof => Some(CorruptMemberReason::TruncatedCompressedData),
+        io::ErrorKind::InvalidInput => Some(CorruptMemberReason::CorruptCompressedData),
+        io::ErrorKind::InvalidData => {
+            let text = source.to_string();
+            Some(if text.contains("larger than its declared") {
+                CorruptMemberReason::LargerThanDeclared
+            } else if text.contains("checksum") {
+                CorruptMemberReason::ChecksumMismatch
+            } else {
+                CorruptMemberReason::CorruptCompressedData
+            })
+        }
+        _ => None,
+    };
+    match reason {
+        Some(reason) => WheelError::CorruptMember {
+            wheel: wheel.to_string(),
+            path: path.to_string(),
+            reason,
+        },
+        None => WheelError::Read {
+            wheel: wheel.to_string(),
+            path: path.to_string(),
+            source,
+        },
     }
 }
 
@@ -309,7 +346,19 @@ impl<R: Read> VerifyingReader<R> {
 
 impl<R: Read> Read for VerifyingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let read = self.inner.read(buf)?;
+        // A damaged member must not reach the layer writer as a bare I/O error, which
+        // it would report as a failed write into the cache.
+        let read = match self.inner.read(buf) {
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => return Err(error),
+            Err(error) => {
+                return Err(io::Error::other(member_read_error(
+                    &self.wheel,
+                    &self.path,
+                    error,
+                )));
+            }
+        };
         if read == 0 {
             if buf.is_empty() {
                 return Ok(0);

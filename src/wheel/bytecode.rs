@@ -19,6 +19,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use crate::digest::Sha256Digest;
 use crate::platform::PythonVersion;
+use crate::untrusted::Untrusted;
 use crate::wheel::error::WheelError;
 
 /// The compiler script, run with `python -s -S -B -c`. Requests on stdin are
@@ -96,7 +97,8 @@ pub struct PycCompiler {
 pub enum BytecodeError {
     /// No interpreter on PATH is CPython of the target's minor version.
     #[error(
-        "no host CPython {target} found to compile bytecode for the target (tried {tried}); install CPython {target} on this machine or pass `--compile-with /path/to/python{target}`"
+        "no host CPython {target} found to compile bytecode for the target (tried {tried}); install CPython {target} on this machine or pass `--compile-with /path/to/python{target}`",
+        tried = Untrusted(.tried)
     )]
     InterpreterNotFound {
         /// The target's `major.minor`.
@@ -106,7 +108,8 @@ pub enum BytecodeError {
     },
     /// The interpreter found or given is another implementation or minor version.
     #[error(
-        "`{python}` is {found}, but the target runs CPython {target}, and bytecode only loads in the minor version that wrote it; pass `--compile-with /path/to/python{target}`"
+        "`{python}` is {found}, but the target runs CPython {target}, and bytecode only loads in the minor version that wrote it; pass `--compile-with /path/to/python{target}`",
+        python = Untrusted(.python), found = Untrusted(.found)
     )]
     InterpreterMismatch {
         /// The interpreter path.
@@ -118,7 +121,8 @@ pub enum BytecodeError {
     },
     /// The interpreter could not be run or did not describe itself.
     #[error(
-        "cannot run `{python}` to check its version ({reason}); pass `--compile-with /path/to/python{target}` naming a working CPython {target}"
+        "cannot run `{python}` to check its version ({reason}); pass `--compile-with /path/to/python{target}` naming a working CPython {target}",
+        python = Untrusted(.python), reason = Untrusted(.reason)
     )]
     ProbeFailed {
         /// The interpreter path.
@@ -130,7 +134,8 @@ pub enum BytecodeError {
     },
     /// The compiler process failed or broke the protocol.
     #[error(
-        "compiling bytecode for wheel `{wheel}` with `{python}` failed: {reason}; check that the interpreter works, or build without `--compile-bytecode`"
+        "compiling bytecode for wheel `{wheel}` with `{python}` failed: {reason}; check that the interpreter works, or build without `--compile-bytecode`",
+        wheel = Untrusted(.wheel), python = Untrusted(.python), reason = Untrusted(.reason)
     )]
     CompilerFailed {
         /// The interpreter path.

@@ -7,6 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::lock::PackageName;
+use crate::untrusted::Untrusted;
 
 /// A parsed wheel file name.
 ///
@@ -59,7 +60,8 @@ impl fmt::Display for TagKind {
 pub enum WheelFilenameError {
     /// The name does not end in `.whl`.
     #[error(
-        "wheel filename `{filename}` does not end in `.whl`; a wheel is needed here, not an sdist or other archive"
+        "wheel filename `{filename}` does not end in `.whl`; a wheel is needed here, not an sdist or other archive",
+        filename = Untrusted(.filename)
     )]
     MissingExtension {
         /// The rejected file name.
@@ -67,7 +69,8 @@ pub enum WheelFilenameError {
     },
     /// Not 5 or 6 `-`-separated parts.
     #[error(
-        "wheel filename `{filename}` has {parts} `-`-separated parts, but a wheel filename has 5 (`name-version-python-abi-platform.whl`) or 6 (with a build tag)"
+        "wheel filename `{filename}` has {parts} `-`-separated parts, but a wheel filename has 5 (`name-version-python-abi-platform.whl`) or 6 (with a build tag)",
+        filename = Untrusted(.filename)
     )]
     InvalidPartCount {
         /// The rejected file name.
@@ -78,7 +81,8 @@ pub enum WheelFilenameError {
     /// The distribution name is empty or contains characters other than letters,
     /// digits, `_` and `.`.
     #[error(
-        "wheel filename `{filename}` has an invalid distribution name `{name}`: only letters, digits, `_` and `.` are allowed, and it must not be empty"
+        "wheel filename `{filename}` has an invalid distribution name `{name}`: only letters, digits, `_` and `.` are allowed, and it must not be empty",
+        filename = Untrusted(.filename), name = Untrusted(.name)
     )]
     InvalidName {
         /// The rejected file name.
@@ -87,7 +91,10 @@ pub enum WheelFilenameError {
         name: String,
     },
     /// The version is not PEP 440.
-    #[error("wheel filename `{filename}` has an invalid version `{version}`: {reason}")]
+    #[error(
+        "wheel filename `{filename}` has an invalid version `{version}`: {reason}",
+        filename = Untrusted(.filename), version = Untrusted(.version), reason = Untrusted(.reason)
+    )]
     InvalidVersion {
         /// The rejected file name.
         filename: String,
@@ -98,7 +105,8 @@ pub enum WheelFilenameError {
     },
     /// The build tag does not start with a digit, or its number is too large.
     #[error(
-        "wheel filename `{filename}` has an invalid build tag `{build_tag}`: a build tag must start with a number (at most 20 digits) followed by letters, digits or `_`"
+        "wheel filename `{filename}` has an invalid build tag `{build_tag}`: a build tag must start with a number (at most 20 digits) followed by letters, digits or `_`",
+        filename = Untrusted(.filename), build_tag = Untrusted(.build_tag)
     )]
     InvalidBuildTag {
         /// The rejected file name.
@@ -109,7 +117,8 @@ pub enum WheelFilenameError {
     /// A tag (or one member of a compressed tag set) is empty or has characters other
     /// than letters, digits and `_`.
     #[error(
-        "wheel filename `{filename}` has an invalid {kind} tag `{tag}`: each `.`-separated tag must be non-empty and use only letters, digits and `_`"
+        "wheel filename `{filename}` has an invalid {kind} tag `{tag}`: each `.`-separated tag must be non-empty and use only letters, digits and `_`",
+        filename = Untrusted(.filename), tag = Untrusted(.tag)
     )]
     InvalidTag {
         /// The rejected file name.
@@ -416,5 +425,66 @@ mod tests {
             error.to_string().contains("invalid platform tag `a/b`"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn err_control_characters_are_escaped_in_messages() {
+        let error = "evil\x1b[2J-1.0-py3-none-any.whl\nerror: forged"
+            .parse::<WheelFilename>()
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("evil\\u{1b}[2J") && message.contains("\\nerror: forged"),
+            "{message}"
+        );
+        assert!(!message.chars().any(char::is_control), "{message}");
+    }
+
+    /// File names as lockfiles and indexes spell them, the seeds of the no-panic test.
+    const SEEDS: &[&str] = &[
+        "attrs-25.1.0-py3-none-any.whl",
+        "MarkupSafe-2.1.3-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        "foo_bar-1.0.post1-12abc-cp39.cp310-abi3-manylinux_2_28_aarch64.whl",
+        "zope.interface-6.0-cp311-cp311-musllinux_1_1_x86_64.whl",
+        "six-1.16.0-py2.py3-none.abi3-any.whl",
+        "numpy-2.2.3rc1.dev4+local.7-cp312-cp312-win_amd64.whl",
+        "certifi-2026.10.19.post1-py3-none-any.whl",
+        "a-0!1.0a1-1-py3-none-any.whl",
+    ];
+
+    /// No input makes the parser panic; what parses renders back unchanged, with a
+    /// valid build tag key; what fails says so on one printable line.
+    #[test]
+    fn ok_no_panic_on_generated_and_mutated_names() {
+        use proptest::prelude::*;
+
+        use crate::wheel::testing::mutate;
+
+        let seeded = (proptest::sample::select(SEEDS), mutate::mutations(4)).prop_map(
+            |(seed, mutations)| {
+                let bytes = mutate::apply(seed.as_bytes().to_vec(), &mutations);
+                String::from_utf8_lossy(&bytes).into_owned()
+            },
+        );
+        let generated = "[-_.a-zA-Z0-9!+\\x00-\\x1f\\u{80}-\\u{10ffff}]{0,80}(\\.whl)?";
+        let names = prop_oneof![3 => seeded, 1 => generated];
+        proptest::test_runner::TestRunner::new(mutate::config(4000, 0x5eed_f11e))
+            .run(&names, |text| {
+                match text.parse::<WheelFilename>() {
+                    Ok(parsed) => {
+                        prop_assert_eq!(parsed.to_string(), text.clone());
+                        prop_assert!(parsed.tags().count() >= 1);
+                        prop_assert_eq!(
+                            parsed.build_tag.is_some(),
+                            parsed.build_tag_key().is_some()
+                        );
+                    }
+                    Err(error) => {
+                        prop_assert!(mutate::printable(&error.to_string()), "{error}");
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
     }
 }

@@ -184,7 +184,20 @@ impl WheelInstall {
             })
             .filter_map(|(path, _)| Some((path.clone(), compiler.pyc_path(path)?)))
             .collect();
+        // A pyc name is longer than its source's (`x.cpython-311.pyc` for `x.py`): a
+        // source near the limits stays uncompiled rather than failing the install, as
+        // Python itself gives up writing such a pyc.
+        let (sources, too_long): (Vec<_>, Vec<_>) = sources
+            .into_iter()
+            .partition(|(_, pyc)| check_path_limits(pyc).is_ok());
         let mut summary = BytecodeSummary::default();
+        for (path, _) in too_long {
+            tracing::debug!(
+                "wheel `{}`: not compiling `/{path}`: its pyc's path would be too long",
+                self.filename
+            );
+            summary.skipped.push(format!("/{path}"));
+        }
         if sources.is_empty() {
             return Ok(summary);
         }
@@ -201,7 +214,7 @@ impl WheelInstall {
                         return None;
                     }
                     EntryContent::Archived(file) => {
-                        let mut bytes = Vec::with_capacity(file.size as usize);
+                        let mut bytes = Vec::with_capacity(archive::initial_capacity(file.size));
                         let read = this.reader(archive, file).and_then(|mut reader| {
                             reader.read_to_end(&mut bytes).map_err(|error| {
                                 into_wheel_error(error).unwrap_or_else(|source| WheelError::Read {
@@ -241,8 +254,9 @@ impl WheelInstall {
                 }
                 PycOutcome::Skipped(reason) => {
                     tracing::debug!(
-                        "wheel `{}`: not compiling `/{source}`: {reason}",
-                        self.filename
+                        "wheel `{}`: not compiling `/{source}`: {}",
+                        self.filename,
+                        crate::untrusted::Untrusted(&reason)
                     );
                     summary.skipped.push(format!("/{source}"));
                 }
@@ -277,14 +291,45 @@ pub struct BytecodeSummary {
     pub skipped: Vec<String>,
 }
 
+/// A wheel file to install, and what the lockfile says about it.
+#[derive(Debug, Clone, Copy)]
+pub struct WheelSource<'a> {
+    /// The wheel file.
+    pub path: &'a Path,
+    /// Its file name (`{name}-{version}-{tags}.whl`), which the archive must agree with.
+    pub filename: &'a str,
+    /// The version the lockfile pins, which `METADATA` must agree with when given.
+    pub locked_version: Option<&'a str>,
+}
+
 /// Plan the install of the wheel at `wheel_path`, whose file name is `filename`, into
-/// `scheme`. Reads the archive's directory and metadata only; file bodies are streamed
-/// later by the layer writer, which checks each against the hash planned here.
+/// `scheme`, with no lockfile version to check against: [`plan_locked_install`] with
+/// `locked_version: None`.
 pub fn plan_install(
     wheel_path: &Path,
     filename: &str,
     scheme: &InstallScheme,
 ) -> Result<WheelInstall, WheelError> {
+    plan_locked_install(
+        &WheelSource {
+            path: wheel_path,
+            filename,
+            locked_version: None,
+        },
+        scheme,
+    )
+}
+
+/// Plan the install of `source` into `scheme`. Reads the archive's directory and
+/// metadata only; file bodies are streamed later by the layer writer, which checks each
+/// against the hash planned here. The wheel is refused when its `.dist-info` or
+/// `METADATA` names another project or version than its file name (or the lockfile),
+/// or when it would install a path Linux cannot hold.
+pub fn plan_locked_install(
+    source: &WheelSource<'_>,
+    scheme: &InstallScheme,
+) -> Result<WheelInstall, WheelError> {
+    let (wheel_path, filename) = (source.path, source.filename);
     scheme.validate()?;
     let parsed = WheelFilename::from_str(filename)?;
     let wheel = filename;
@@ -363,9 +408,10 @@ pub fn plan_install(
         &wheel_file_path,
     )?;
     let metadata_path = format!("{dist_info}/METADATA");
-    let dist_name = metadata_name(
+    let dist_name = check_metadata(
         &read_verified(&mut archive, &metadata_path)?,
-        &parsed.name,
+        &parsed,
+        source.locked_version,
         wheel,
         &metadata_path,
     )?;
@@ -538,6 +584,23 @@ impl<'a> Plan<'a> {
         source: &str,
     ) -> Result<(), WheelError> {
         let absolute = || format!("/{destination}");
+        check_path_limits(&destination).map_err(|limit| match limit {
+            PathLimit::Component(component) => WheelError::PathComponentTooLong {
+                wheel: self.wheel.into(),
+                path: source.into(),
+                destination: absolute(),
+                length: component.len(),
+                component: component.into(),
+                limit: MAX_NAME_BYTES,
+            },
+            PathLimit::Whole(length) => WheelError::PathTooLong {
+                wheel: self.wheel.into(),
+                path: source.into(),
+                destination: absolute(),
+                length,
+                limit: MAX_PATH_BYTES,
+            },
+        })?;
         if let Some((parent, name)) = destination.rsplit_once('/')
             && parent == self.bin
             && scripts::is_interpreter_name(name)
@@ -610,6 +673,44 @@ impl<'a> Plan<'a> {
     fn add_parents(&mut self) -> Result<(), WheelError> {
         add_parent_directories(&mut self.entries, self.wheel)
     }
+}
+
+/// Linux's `NAME_MAX`: the most bytes in one file name.
+const MAX_NAME_BYTES: usize = 255;
+
+/// The most bytes in an installed absolute path. Linux's `PATH_MAX` is 4096 with the
+/// terminating NUL, but no tool opens the image's paths from `/`: podman extracts a
+/// layer under its storage folder (`/var/lib/containers/storage/overlay/<id>/diff/`,
+/// about 105 bytes; more for rootless storage), docker and containerd likewise, umoci
+/// under the bundle folder it is given. Measured with podman 4 and umoci 0.4, a path
+/// that leaves less room than that fails to unpack ("file name too long"), so 256 bytes
+/// are kept free for the unpacker's own folder.
+const MAX_PATH_BYTES: usize = 4096 - 1 - 256;
+
+/// Which Linux limit an installed path breaks.
+enum PathLimit<'a> {
+    /// This component is longer than [`MAX_NAME_BYTES`].
+    Component(&'a str),
+    /// The absolute path has this many bytes, more than [`MAX_PATH_BYTES`].
+    Whole(usize),
+}
+
+/// Check a layer path (relative, the image's `/` left out) against [`MAX_NAME_BYTES`]
+/// and [`MAX_PATH_BYTES`]: podman and umoci cannot unpack an image holding a longer name
+/// or path, and pip and uv fail on such a wheel with `ENAMETOOLONG` (for a path, once it
+/// reaches `PATH_MAX`), so envbuild refuses it while planning, before any layer exists.
+fn check_path_limits(destination: &str) -> Result<(), PathLimit<'_>> {
+    if let Some(component) = destination
+        .split('/')
+        .find(|component| component.len() > MAX_NAME_BYTES)
+    {
+        return Err(PathLimit::Component(component));
+    }
+    let length = destination.len() + 1;
+    if length > MAX_PATH_BYTES {
+        return Err(PathLimit::Whole(length));
+    }
+    Ok(())
 }
 
 /// The installed RECORD for `entries` (standards §3.6): every file relative to
@@ -788,11 +889,16 @@ fn check_wheel_file(bytes: &[u8], wheel: &str, path: &str) -> Result<(), WheelEr
     }
 }
 
-/// The project name as `METADATA` writes it (pip's `headers` folder uses it), checked
-/// to be a valid name (PEP 508) for the project the filename names.
-fn metadata_name(
+/// Check `METADATA` against the file name (and the lockfile's version, when known) and
+/// return the project name as `METADATA` writes it (pip's `headers` folder uses it).
+/// The name must be a valid project name (PEP 508) for the project the file name
+/// names, and `Version` the same PEP 440 version as the file name's and the lock's:
+/// otherwise the image's `.dist-info` would contradict the report (uv refuses such a
+/// wheel too).
+fn check_metadata(
     bytes: &[u8],
-    expected: &PackageName,
+    filename: &WheelFilename,
+    locked_version: Option<&str>,
     wheel: &str,
     path: &str,
 ) -> Result<String, WheelError> {
@@ -818,14 +924,39 @@ fn metadata_name(
     if !valid {
         return Err(WheelError::InvalidMetadataName {
             wheel: wheel.into(),
-            name: name.escape_debug().to_string(),
+            name,
         });
     }
-    if PackageName::normalize(&name) != *expected {
+    if PackageName::normalize(&name) != filename.name {
         return Err(WheelError::MetadataNameMismatch {
             wheel: wheel.into(),
             name,
-            expected: expected.to_string(),
+            expected: filename.name.to_string(),
+        });
+    }
+    let version =
+        headers
+            .get_first_value("Version")
+            .ok_or_else(|| WheelError::MetadataVersionMissing {
+                wheel: wheel.into(),
+                path: path.into(),
+            })?;
+    let version = version.trim().to_string();
+    let Ok(parsed) = uv_pep440::Version::from_str(&version) else {
+        return Err(WheelError::InvalidMetadataVersion {
+            wheel: wheel.into(),
+            version,
+        });
+    };
+    let same = |other: &str| {
+        uv_pep440::Version::from_str(other).map_or(other == version, |other| other == parsed)
+    };
+    if !same(&filename.version) || locked_version.is_some_and(|locked| !same(locked)) {
+        return Err(WheelError::MetadataVersionMismatch {
+            wheel: wheel.into(),
+            metadata: version,
+            filename: filename.version.clone(),
+            locked: locked_version.map(str::to_string),
         });
     }
     Ok(name)
@@ -866,11 +997,7 @@ fn hash_stronger(
     loop {
         let read = member
             .read(&mut buffer)
-            .map_err(|source| WheelError::Read {
-                wheel: wheel.into(),
-                path: item.name.clone(),
-                source,
-            })?;
+            .map_err(|source| archive::member_read_error(wheel, &item.name, source))?;
         if read == 0 {
             break;
         }
@@ -947,9 +1074,10 @@ fn relative_to(base: &str, path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wheel::CorruptMemberReason;
     use crate::wheel::testing::{
-        FILENAME, Member, member, members, project_members, rename_in_zip, scheme, valid_wheel,
-        with_record, write_wheel, zip_bytes,
+        FILENAME, Member, member, members, project_members, rename_in_zip, scheme, try_zip_bytes,
+        valid_wheel, with_record, write_wheel, zip_bytes, zip_bytes_with,
     };
 
     const SITE: &str = "opt/venv/lib/python3.11/site-packages";
@@ -1407,6 +1535,35 @@ mod tests {
         assert_unsafe(".wh..wh..opq", crate::wheel::UnsafePathReason::Whiteout);
     }
 
+    /// The zip form of a hard link: a second central directory entry that points at
+    /// another member's data, so one stored file would install under two names.
+    #[test]
+    fn err_two_names_for_one_stored_file() {
+        use crate::wheel::testing::mutate::zip_members;
+
+        let mut bytes = zip_bytes(&members(&[
+            ("demo/a.py", b"one", 0o644),
+            ("demo/b.py", b"two", 0o644),
+        ]));
+        let listed = zip_members(&bytes);
+        let a = listed
+            .iter()
+            .find(|m| m.name == b"demo/a.py")
+            .unwrap()
+            .local;
+        let b = listed
+            .iter()
+            .find(|m| m.name == b"demo/b.py")
+            .unwrap()
+            .central;
+        bytes[b + 42..b + 46].copy_from_slice(&u32::try_from(a).unwrap().to_le_bytes());
+        let error = plan_zip(bytes).unwrap_err();
+        assert!(
+            matches!(error, WheelError::InconsistentZip { .. }),
+            "{error}"
+        );
+    }
+
     #[test]
     fn err_duplicate_entry() {
         let bytes = zip_bytes(&members(&[
@@ -1795,5 +1952,437 @@ mod tests {
             relative_to(SITE, "opt/venv/include/site/python3.11/X/x.h"),
             "../../../include/site/python3.11/X/x.h"
         );
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Lying METADATA (issue 7, defect 9)
+
+    fn with_metadata(text: &str) -> Vec<Member> {
+        let mut members = members(&[("demo/__init__.py", b"", 0o644)]);
+        members
+            .iter_mut()
+            .find(|member| member.name.ends_with("/METADATA"))
+            .unwrap()
+            .bytes = text.as_bytes().to_vec();
+        with_record(members, "demo-1.0.dist-info")
+    }
+
+    fn plan_locked(members: &[Member], locked: Option<&str>) -> Result<WheelInstall, WheelError> {
+        let folder = tempfile::tempdir().unwrap();
+        let path = write_wheel(folder.path(), FILENAME, &zip_bytes(members));
+        plan_locked_install(
+            &WheelSource {
+                path: &path,
+                filename: FILENAME,
+                locked_version: locked,
+            },
+            &scheme(),
+        )
+    }
+
+    #[test]
+    fn err_metadata_version_lies_about_the_locked_version() {
+        let members = with_metadata("Metadata-Version: 2.1\nName: demo\nVersion: 9.9.9\n");
+        let error = plan_locked(&members, Some("1.0")).unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                WheelError::MetadataVersionMismatch { metadata, filename, locked, .. }
+                    if metadata == "9.9.9" && filename == "1.0" && locked.as_deref() == Some("1.0")
+            ),
+            "{error}"
+        );
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "wheel `{FILENAME}`: `METADATA` says version `9.9.9`, but the filename says `1.0` and the lockfile pins `1.0`; the image's `.dist-info` would contradict the lockfile, so envbuild refuses the wheel (as uv does); the file was renamed or rebuilt, fetch the right file or lock the version the wheel holds"
+            )
+        );
+        // Without a lockfile version the file name alone is the reference.
+        let error = plan_locked(&members, None).unwrap_err();
+        assert!(!error.to_string().contains("lockfile pins"), "{error}");
+    }
+
+    #[test]
+    fn err_metadata_version_agrees_with_the_filename_but_not_the_lock() {
+        let members = with_metadata("Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n");
+        let error = plan_locked(&members, Some("2.0")).unwrap_err();
+        assert!(
+            matches!(error, WheelError::MetadataVersionMismatch { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn ok_metadata_version_equal_under_pep440() {
+        let members = with_metadata("Metadata-Version: 2.1\nName: Demo\nVersion: 1.0.0\n");
+        plan_locked(&members, Some("1.0.0")).unwrap();
+        plan_locked(&members, Some("1")).unwrap();
+    }
+
+    #[test]
+    fn err_metadata_version_missing_or_invalid() {
+        let error =
+            plan_locked(&with_metadata("Metadata-Version: 2.1\nName: demo\n"), None).unwrap_err();
+        assert!(
+            matches!(error, WheelError::MetadataVersionMissing { .. }),
+            "{error}"
+        );
+        let members = with_metadata("Metadata-Version: 2.1\nName: demo\nVersion: one\u{1b}[2J\n");
+        let error = plan_locked(&members, None).unwrap_err();
+        assert!(
+            matches!(error, WheelError::InvalidMetadataVersion { .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("`one\\u{1b}[2J`"), "{error}");
+    }
+
+    #[test]
+    fn err_metadata_names_another_project() {
+        let members = with_metadata("Metadata-Version: 2.1\nName: other\nVersion: 1.0\n");
+        let error = plan_locked(&members, Some("1.0")).unwrap_err();
+        assert!(
+            matches!(error, WheelError::MetadataNameMismatch { .. }),
+            "{error}"
+        );
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Names and paths Linux cannot hold (issue 7, defect 3)
+
+    /// A member path of exactly `length` bytes under `demo/`, in components of 200.
+    fn deep_member(length: usize) -> String {
+        let mut path = String::from("demo/");
+        while path.len() + 201 < length {
+            path.push_str(&"d".repeat(200));
+            path.push('/');
+        }
+        path.push_str(&"x".repeat(length - path.len()));
+        path
+    }
+
+    /// The absolute installed path of member `path` is `/` + SITE + `/` + `path`.
+    const SITE_OVERHEAD: usize = SITE.len() + 2;
+
+    #[test]
+    fn err_file_name_over_255_bytes() {
+        let name = format!("demo/{}.py", "a".repeat(253));
+        let error = plan(&[(&name, b"", 0o644)]).unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                WheelError::PathComponentTooLong { length: 256, limit: 255, path, .. } if *path == name
+            ),
+            "{error}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains(FILENAME) && message.contains("NAME_MAX"),
+            "{message}"
+        );
+        // Shortened, so one error line stays readable.
+        assert!(!message.contains(&"a".repeat(200)), "{message}");
+        assert!(
+            message.contains(&format!("`demo/{}…{}.py`", "a".repeat(55), "a".repeat(57))),
+            "{message}"
+        );
+        // 255 bytes is allowed.
+        plan(&[(&format!("demo/{}.py", "a".repeat(252)), b"", 0o644)]).unwrap();
+    }
+
+    #[test]
+    fn err_installed_path_over_3839_bytes() {
+        let limit = MAX_PATH_BYTES - SITE_OVERHEAD;
+        plan(&[(&deep_member(limit), b"", 0o644)]).unwrap();
+        let member = deep_member(limit + 1);
+        let error = plan(&[(&member, b"", 0o644)]).unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                WheelError::PathTooLong { length, limit: MAX_PATH_BYTES, destination, .. }
+                    if *length == MAX_PATH_BYTES + 1
+                        && *destination == format!("/{SITE}/{member}")
+            ),
+            "{error}"
+        );
+        assert!(error.to_string().len() < 1000, "{error}");
+    }
+
+    #[test]
+    fn err_installed_path_too_long_only_with_the_prefix() {
+        // The member alone is under the limit; the prefix pushes it over.
+        let member = deep_member(MAX_PATH_BYTES - SITE_OVERHEAD - 50);
+        plan(&[(&member, b"", 0o644)]).unwrap();
+        let folder = tempfile::tempdir().unwrap();
+        let path = valid_wheel(folder.path(), &[(&member, b"", 0o644)]);
+        let scheme = InstallScheme {
+            prefix: format!("/opt/{}", "p".repeat(100)),
+            ..scheme()
+        };
+        let error = plan_install(&path, FILENAME, &scheme).unwrap_err();
+        assert!(matches!(error, WheelError::PathTooLong { .. }), "{error}");
+    }
+
+    #[test]
+    fn err_entry_point_name_over_255_bytes() {
+        let name = "x".repeat(256);
+        let entry_points = format!("[console_scripts]\n{name} = demo:main\n");
+        let error = plan(&[(
+            "demo-1.0.dist-info/entry_points.txt",
+            entry_points.as_bytes(),
+            0o644,
+        )])
+        .unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                WheelError::PathComponentTooLong { component, destination, .. }
+                    if *component == name && *destination == format!("/opt/venv/bin/{name}")
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn err_data_script_name_over_255_bytes() {
+        let name = format!("demo-1.0.data/scripts/{}", "s".repeat(256));
+        let error = plan(&[(&name, b"#!/bin/sh\n", 0o755)]).unwrap_err();
+        assert!(
+            matches!(error, WheelError::PathComponentTooLong { .. }),
+            "{error}"
+        );
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Damaged members (issue 7, defect 11)
+
+    /// Stream every archived file as the layer writer does; the first error.
+    fn stream_all(install: &WheelInstall) -> Result<(), WheelError> {
+        let mut archive = install.open_archive()?;
+        for entry in install.entries.values() {
+            if let EntryContent::Archived(file) = &entry.content {
+                let mut reader = install.reader(&mut archive, file)?;
+                std::io::copy(&mut reader, &mut std::io::sink()).map_err(|error| {
+                    into_wheel_error(error)
+                        .unwrap_or_else(|error| panic!("a bare I/O error: {error}"))
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Each kind of damage to a member's stored bytes is reported as what it is, by the
+    /// reader and by the layer writer, never as a failed write into the cache.
+    #[test]
+    fn err_damaged_member_is_named_not_a_disk_error() {
+        use crate::wheel::CorruptMemberReason::*;
+        use crate::wheel::testing::mutate::{HeaderField, member_data, set_header_field};
+
+        const NAME: &str = "demo/big.py";
+        let content = b"print('hello, world')\n".repeat(200);
+        type Damage = fn(&mut Vec<u8>);
+        let cases: [(&str, Damage, CorruptMemberReason); 4] = [
+            (
+                "invalid deflate block",
+                |bytes| {
+                    let range = member_data(bytes, NAME);
+                    bytes[range].fill(0xff);
+                },
+                CorruptCompressedData,
+            ),
+            (
+                "stream cut short",
+                |bytes| {
+                    let range = member_data(bytes, NAME);
+                    set_header_field(
+                        bytes,
+                        NAME,
+                        HeaderField::CompressedSize,
+                        range.len() as u32 / 2,
+                    );
+                },
+                TruncatedCompressedData,
+            ),
+            (
+                "member larger than its headers and RECORD say",
+                |bytes| set_header_field(bytes, NAME, HeaderField::UncompressedSize, 100),
+                LargerThanDeclared,
+            ),
+            (
+                "wrong CRC-32",
+                |bytes| set_header_field(bytes, NAME, HeaderField::Crc32, 0x1234_5678),
+                ChecksumMismatch,
+            ),
+        ];
+        for (what, damage, expected) in cases {
+            let mut members = members(&[(NAME, &content, 0o644)]);
+            if matches!(expected, LargerThanDeclared) {
+                // RECORD agrees with the lying headers, so only the stream can tell.
+                let record = members.last_mut().unwrap();
+                let text = String::from_utf8(record.bytes.clone()).unwrap();
+                let row = format!(
+                    "{NAME},{},{}",
+                    Sha256Digest::of(&content).record(),
+                    content.len()
+                );
+                assert!(text.contains(&row));
+                record.bytes = text
+                    .replace(
+                        &row,
+                        &format!("{NAME},{},100", Sha256Digest::of(&content).record()),
+                    )
+                    .into_bytes();
+            }
+            let mut bytes = zip_bytes(&members);
+            damage(&mut bytes);
+            let folder = tempfile::tempdir().unwrap();
+            let path = write_wheel(folder.path(), FILENAME, &bytes);
+            let install = plan_install(&path, FILENAME, &scheme())
+                .unwrap_or_else(|error| panic!("{what}: planning reads no body: {error}"));
+            let error = stream_all(&install).unwrap_err();
+            assert!(
+                matches!(&error, WheelError::CorruptMember { reason, path, .. } if *reason == expected && path == NAME),
+                "{what}: {error}"
+            );
+            let message = error.to_string();
+            assert!(
+                message.contains(FILENAME) && message.contains(&expected.to_string()),
+                "{what}: {message}"
+            );
+
+            let cache = crate::cache::Cache::open(&folder.path().join("cache")).unwrap();
+            let epoch = crate::repro::SourceDateEpoch::from_seconds(0);
+            let error = crate::layer::write_wheels_layer(&[&install], epoch, &cache).unwrap_err();
+            assert!(
+                matches!(
+                    &error,
+                    crate::layer::LayerError::Wheel(WheelError::CorruptMember { reason, .. })
+                        if *reason == expected
+                ),
+                "{what}: {error}"
+            );
+            assert!(!error.to_string().contains("disk space"), "{what}: {error}");
+        }
+    }
+
+    // ---------------------------------------------------------------------------------
+    // No panics on hostile input (issue 7, section 4)
+
+    /// A small wheel that uses every part of the format.
+    fn full_members() -> Vec<Member> {
+        members(&[
+            ("demo/__init__.py", b"x = 1\n", 0o644),
+            ("demo/a,b.py", &b"long text ".repeat(300), 0o644),
+            ("demo-1.0.data/scripts/tool", b"#!python\nprint(1)\n", 0o755),
+            ("demo-1.0.data/scripts/run.sh", b"#!/bin/sh\n", 0o644),
+            ("demo-1.0.data/headers/demo.h", b"int x;\n", 0o644),
+            ("demo-1.0.data/data/share/demo/readme.txt", b"hi\n", 0o644),
+            (
+                "demo-1.0.dist-info/entry_points.txt",
+                b"[console_scripts]\ndemo = demo.cli:app.main\n[gui_scripts]\ng = demo:g [x]\n",
+                0o644,
+            ),
+        ])
+    }
+
+    /// Mutated wheels: the zip bytes mutated (deflated or stored), or one member's
+    /// bytes or name mutated and the wheel zipped again with a RECORD that matches
+    /// (unless the member is RECORD), so the metadata checks see the mutation too.
+    fn mutated_wheels() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        use proptest::sample::Index;
+
+        use crate::wheel::testing::mutate;
+
+        let full = full_members();
+        let seeds = vec![
+            zip_bytes(&full),
+            zip_bytes_with(&full, zip::CompressionMethod::Stored),
+            zip_bytes(&members(&[])),
+        ];
+        let zipped = (proptest::sample::select(seeds), mutate::mutations(4))
+            .prop_map(|(seed, mutations)| mutate::apply(seed, &mutations));
+        let rezipped = (any::<Index>(), any::<bool>(), mutate::mutations(4)).prop_map(
+            move |(index, rename, mutations)| {
+                let mut members = full.clone();
+                let member = &mut members[index.index(full.len())];
+                let is_record = member.name.ends_with("/RECORD");
+                if rename {
+                    let name = mutate::apply(member.name.clone().into_bytes(), &mutations);
+                    member.name = String::from_utf8_lossy(&name).into_owned();
+                } else {
+                    member.bytes = mutate::apply(std::mem::take(&mut member.bytes), &mutations);
+                }
+                if !is_record {
+                    members = with_record(members, "demo-1.0.dist-info");
+                }
+                // The zip writer refuses some names (duplicates); those wheels are
+                // covered by the byte mutations.
+                try_zip_bytes(&members, zip::CompressionMethod::Deflated).unwrap_or_default()
+            },
+        );
+        prop_oneof![zipped, rezipped]
+    }
+
+    /// No mutated wheel makes planning or streaming panic; every failure is a typed
+    /// [`WheelError`] on one printable line (a damaged member is never a bare I/O error,
+    /// which the layer writer would report as a disk problem).
+    #[test]
+    fn ok_no_panic_on_mutated_wheels() {
+        use crate::wheel::testing::mutate;
+
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join(FILENAME);
+        proptest::test_runner::TestRunner::new(mutate::config(2000, 0x5eed_0003))
+            .run(&mutated_wheels(), |bytes| {
+                std::fs::write(&path, &bytes).unwrap();
+                let outcome = plan_install(&path, FILENAME, &scheme())
+                    .and_then(|install| stream_all(&install));
+                if let Err(error) = outcome {
+                    proptest::prop_assert!(mutate::printable(&error.to_string()), "{error}");
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// `WHEEL` and `METADATA` as builders write them, with continuation lines and
+    /// encoded words, the seeds of the header test.
+    const HEADER_SEEDS: &[&str] = &[
+        "Wheel-Version: 1.0\nGenerator: bdist_wheel (0.45.1)\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        "Metadata-Version: 2.4\nName: Demo.Pkg\nVersion: 1.0.0\nSummary: A demo\n  continued\nRequires-Dist: other>=1; extra == \"x\"\nDescription-Content-Type: text/markdown\n\n# Demo\n",
+        "Metadata-Version: 2.1\r\nName: =?utf-8?q?demo?=\r\nVersion: 1.0\r\n\r\n",
+    ];
+
+    /// No `WHEEL` or `METADATA` text makes their checks panic; errors are one printable
+    /// line.
+    #[test]
+    fn ok_no_panic_on_mutated_wheel_and_metadata_files() {
+        use proptest::prelude::*;
+
+        use crate::wheel::testing::mutate;
+
+        let filename = WheelFilename::from_str(FILENAME).unwrap();
+        let inputs = prop_oneof![
+            4 => (proptest::sample::select(HEADER_SEEDS), mutate::mutations(6))
+                .prop_map(|(seed, mutations)| mutate::apply(seed.as_bytes().to_vec(), &mutations)),
+            1 => proptest::collection::vec(any::<u8>(), 0..256),
+        ];
+        proptest::test_runner::TestRunner::new(mutate::config(4000, 0x5eed_0004))
+            .run(&inputs, |bytes| {
+                let wheel = check_wheel_file(&bytes, FILENAME, "demo-1.0.dist-info/WHEEL");
+                let metadata = check_metadata(
+                    &bytes,
+                    &filename,
+                    Some("1.0"),
+                    FILENAME,
+                    "demo-1.0.dist-info/METADATA",
+                );
+                for error in [wheel.err(), metadata.err()].into_iter().flatten() {
+                    prop_assert!(mutate::printable(&error.to_string()), "{error}");
+                }
+                Ok(())
+            })
+            .unwrap();
     }
 }

@@ -308,4 +308,67 @@ mod tests {
             )
         );
     }
+
+    /// RECORD texts to mutate: one a wheel builder writes, and rows with quoting, CRLF,
+    /// stronger hashes and empty fields.
+    fn seeds() -> Vec<Vec<u8>> {
+        use crate::wheel::testing::members;
+        let built = members(&[
+            ("demo/__init__.py", b"x = 1\n", 0o644),
+            ("demo/a,b.py", b"q", 0o644),
+            ("demo-1.0.data/scripts/tool", b"#!python\n", 0o755),
+        ]);
+        let record = built.last().expect("RECORD is last").bytes.clone();
+        let sha512 = data_encoding::BASE64URL_NOPAD.encode(&sha2::Sha512::digest(b"x"));
+        vec![
+            record,
+            format!(
+                "\"we,ird\"\"name\",{},1\r\nbig.py,sha512={sha512},1\r\nx/RECORD,,\r\n",
+                Sha256Digest::of(b"x").record()
+            )
+            .into_bytes(),
+            b"a.py,md5=abc,1\nb.py,,\n\"unterminated,sha256=,\n".to_vec(),
+        ]
+    }
+
+    /// No input makes the RECORD parser panic, and every error is one printable line.
+    #[test]
+    fn ok_no_panic_on_mutated_records() {
+        use proptest::prelude::*;
+
+        use crate::wheel::testing::mutate;
+
+        let seeds = seeds();
+        let inputs = prop_oneof![
+            4 => (proptest::sample::select(seeds), mutate::mutations(6))
+                .prop_map(|(seed, mutations)| mutate::apply(seed, &mutations)),
+            1 => proptest::collection::vec(any::<u8>(), 0..512),
+        ];
+        proptest::test_runner::TestRunner::new(mutate::config(4000, 0x5eed_0001))
+            .run(&inputs, |bytes| {
+                match parse(
+                    &bytes,
+                    "demo-1.0-py3-none-any.whl",
+                    "demo-1.0.dist-info/RECORD",
+                ) {
+                    Ok(rows) => {
+                        for row in rows.values() {
+                            if let Some(hash) = &row.hash {
+                                prop_assert!(!hash.render().is_empty());
+                            }
+                        }
+                    }
+                    Err(error) => prop_assert!(mutate::printable(&error.to_string()), "{error}"),
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn err_control_characters_in_record_paths_are_escaped() {
+        let error = parse(b"\"\x1b[2Jevil\nline\",md5=x,1\n", "w.whl", "RECORD").unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("`\\u{1b}[2Jevil\\nline`"), "{message}");
+    }
 }

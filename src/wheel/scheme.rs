@@ -36,11 +36,11 @@ impl InstallScheme {
     /// control characters (they end up in shebangs, `pyvenv.cfg` and tar headers).
     pub fn validate(&self) -> Result<(), WheelError> {
         absolute_path(&self.prefix).map_err(|reason| WheelError::InvalidPrefix {
-            prefix: self.prefix.escape_debug().to_string(),
+            prefix: self.prefix.clone(),
             reason,
         })?;
         absolute_path(&self.interpreter).map_err(|reason| WheelError::InvalidInterpreter {
-            interpreter: self.interpreter.escape_debug().to_string(),
+            interpreter: self.interpreter.clone(),
             reason,
         })
     }

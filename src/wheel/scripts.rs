@@ -123,7 +123,7 @@ pub(crate) fn parse_entry_points(
         if !is_safe_script_name(name) {
             return Err(WheelError::InvalidEntryPointName {
                 wheel: wheel.to_string(),
-                name: name.escape_debug().to_string(),
+                name: name.to_string(),
             });
         }
         if points.iter().any(|point| point.name == name) {
@@ -510,5 +510,71 @@ gui = pkg:gui
             Sha256Digest::of(&text).hex(),
             "6033516628e6da34b45aabdd9f57b40a0dce7405c0bfbd3004ee329ec36cb859"
         );
+    }
+
+    const ENTRY_POINT_SEEDS: &[&str] = &[
+        "[console_scripts]\nflask = flask.cli:main\n\n[gui_scripts]\ndemo-gui = demo.gui:run [qt]\n",
+        "# comment\n; other comment\n[console_scripts]\npip = pip._internal.cli.main:main\npip3.13 = pip._internal.cli.main:main\n[pytest11]\nplugin = pkg.plugin\n  continued\n",
+        "[console_scripts]\r\neasy_install = setuptools.command.easy_install:main\r\neasy_install-3.6 = setuptools.command.easy_install:main\r\n",
+        "[console_scripts]\nbad name = x:y\n[console_scripts]\nnocallable = x\n",
+    ];
+
+    /// No text makes the entry-point parser (or the launcher made from its result)
+    /// panic; what it accepts is a safe name and an importable reference; errors are one
+    /// printable line.
+    #[test]
+    fn ok_no_panic_on_mutated_entry_points() {
+        use proptest::prelude::*;
+
+        use crate::platform::PythonVersion;
+        use crate::wheel::testing::mutate;
+
+        let inputs = prop_oneof![
+            4 => (proptest::sample::select(ENTRY_POINT_SEEDS), mutate::mutations(6))
+                .prop_map(|(seed, mutations)| {
+                    let bytes = mutate::apply(seed.as_bytes().to_vec(), &mutations);
+                    String::from_utf8_lossy(&bytes).into_owned()
+                }),
+            1 => "(\\[[a-z_]{0,16}\\]|[ -~\\t\\x00-\\x1f\\u{80}-\\u{2fff}]{0,40})(\\n[ -~\\u{80}-\\u{2fff}]{0,40}){0,8}",
+        ];
+        let python = PythonVersion {
+            major: 3,
+            minor: 11,
+            patch: None,
+        };
+        proptest::test_runner::TestRunner::new(crate::wheel::testing::mutate::config(
+            4000,
+            0x5eed_0002,
+        ))
+        .run(&inputs, |text| {
+            match parse_entry_points(&text, "demo-1.0-py3-none-any.whl", "entry_points.txt") {
+                Ok(points) => {
+                    for point in apply_installer_script_names(points, python) {
+                        prop_assert!(is_safe_script_name(&point.name), "{point:?}");
+                        prop_assert!(is_dotted_identifier(&point.module), "{point:?}");
+                        prop_assert!(is_dotted_identifier(&point.attribute), "{point:?}");
+                        launcher(&shebang("/opt/venv/bin/python"), &point);
+                    }
+                }
+                Err(error) => prop_assert!(mutate::printable(&error.to_string()), "{error}"),
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn err_control_characters_in_entry_points_are_escaped() {
+        let error = parse_entry_points(
+            "[console_scripts]\nevil\u{1b}[2J = x:y\n",
+            "w.whl",
+            "entry_points.txt",
+        )
+        .unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("`evil\\u{1b}[2J`"), "{message}");
+        let error =
+            parse_entry_points("[console_scripts]\ntool = x\u{7}y\n", "w.whl", "e").unwrap_err();
+        assert!(!error.to_string().contains('\u{7}'), "{error}");
     }
 }

@@ -104,16 +104,29 @@ pub(crate) fn with_record(mut members: Vec<Member>, dist_info: &str) -> Vec<Memb
 
 /// Zip the members (deflate) into bytes.
 pub(crate) fn zip_bytes(members: &[Member]) -> Vec<u8> {
+    zip_bytes_with(members, zip::CompressionMethod::Deflated)
+}
+
+/// Zip the members into bytes with one compression method.
+pub(crate) fn zip_bytes_with(members: &[Member], method: zip::CompressionMethod) -> Vec<u8> {
+    try_zip_bytes(members, method).unwrap()
+}
+
+/// Zip the members, or the zip writer's error (it refuses a name twice).
+pub(crate) fn try_zip_bytes(
+    members: &[Member],
+    method: zip::CompressionMethod,
+) -> zip::result::ZipResult<Vec<u8>> {
     let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
     for member in members {
         let options = SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated)
+            .compression_method(method)
             .system(zip::System::Unix)
             .external_attributes(member.mode << 16);
-        writer.start_file(member.name.as_str(), options).unwrap();
-        writer.write_all(&member.bytes).unwrap();
+        writer.start_file(member.name.as_str(), options)?;
+        writer.write_all(&member.bytes)?;
     }
-    writer.finish().unwrap().into_inner()
+    Ok(writer.finish()?.into_inner())
 }
 
 /// Write `bytes` as `filename` in `folder`.
@@ -150,3 +163,8 @@ pub(crate) fn rename_in_zip(mut bytes: Vec<u8>, from: &str, to: &str) -> Vec<u8>
     );
     bytes
 }
+
+/// Byte-level mutations for the no-panic property tests, shared with the integration
+/// tests (one file, so both mutate alike).
+#[path = "../../tests/mutate_support/mod.rs"]
+pub(crate) mod mutate;
