@@ -299,7 +299,8 @@ async fn err_project_on_no_index_lists_them_without_credentials() {
         message,
         format!(
             "package `no-such-project` 1.0 is on none of the package indexes searched:\n  - {}\n  - {}\ncheck the package name and the index configuration (`--index-url`, `--extra-index-url`, `--find-links`, `PIP_INDEX_URL`, `UV_DEFAULT_INDEX`, pip.conf)",
-            html.url, server.url
+            html.url,
+            server.url.replace("http://", "http://***@")
         )
     );
 }

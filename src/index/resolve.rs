@@ -506,7 +506,7 @@ impl Context<'_> {
     }
 
     async fn get(&self, url: &url::Url, accept: &str) -> Result<Fetched, IndexError> {
-        simple::get_page(self.client, url, accept, self.options.retries)
+        simple::get_page(self.client, url, accept, self.options)
             .await
             .map_err(|failure| match failure {
                 HttpFailure::Exhausted {

@@ -9,9 +9,9 @@ use std::path::PathBuf;
 use reqwest::StatusCode;
 
 use super::auth::AuthError;
-use super::tls::TlsError;
 use crate::cache::CacheError;
 use crate::digest::Sha256Digest;
+use crate::http::{ClientError, ReceivedSize, redact_text};
 use crate::oci::OciError;
 
 /// Errors from pulling or pushing images.
@@ -19,11 +19,13 @@ use crate::oci::OciError;
 #[non_exhaustive]
 pub enum RegistryError {
     /// The HTTP client for registries could not be built.
-    #[error("cannot set up the HTTP client for registries; check the CA file option")]
+    #[error(
+        "cannot set up the HTTP client for registries; check `--registry-ca-file` (`ENVBUILD_REGISTRY_CA_FILE`)"
+    )]
     Client {
         /// Why.
         #[source]
-        source: Box<TlsError>,
+        source: Box<ClientError>,
     },
     /// The credential store could not be read.
     #[error(
@@ -128,6 +130,21 @@ pub enum RegistryError {
         expected: Sha256Digest,
         /// The digest of what arrived.
         actual: Sha256Digest,
+    },
+    /// Bytes received do not have the size their descriptor gives (checked before the
+    /// digest, so a wrong size is not reported as a wrong digest).
+    #[error(
+        "{what} from `{image}` has the wrong size: its descriptor says {expected} bytes, but the registry sent {actual}; the registry or something between it and envbuild altered it, or the manifest that describes it is wrong"
+    )]
+    SizeMismatch {
+        /// The registry and repository: `host[:port]/repository`.
+        image: String,
+        /// What was received, e.g. `blob sha256:…`.
+        what: String,
+        /// The size the descriptor gives.
+        expected: u64,
+        /// What arrived, or was announced.
+        actual: ReceivedSize,
     },
     /// The registry reports a digest for what was pushed that differs from envbuild's.
     #[error(
@@ -344,12 +361,12 @@ pub(crate) fn error_detail(body: &[u8]) -> String {
                 }
             })
             .collect();
-        return format!(": {}", shorten(&entries.join("; ")));
+        return format!(": {}", shorten(&redact_text(&entries.join("; "))));
     }
     let text = String::from_utf8_lossy(body);
     let first = text.lines().map(str::trim).find(|line| !line.is_empty());
     match first {
-        Some(line) => format!(": {}", shorten(line)),
+        Some(line) => format!(": {}", shorten(&redact_text(line))),
         None => String::new(),
     }
 }
@@ -392,5 +409,12 @@ mod tests {
         assert_eq!(error_detail(b"\n  bad gateway\nmore"), ": bad gateway");
         assert_eq!(error_detail(b""), "");
         assert!(error_detail("x".repeat(1000).as_bytes()).chars().count() < 310);
+        // A registry echoing a signed URL does not pass its secrets on.
+        let body =
+            br#"{"errors":[{"code":"DENIED","message":"see https://u:p@cdn.test/x?sig=s3cret"}]}"#;
+        assert_eq!(
+            error_detail(body),
+            ": DENIED see https://***@cdn.test/x?sig=***"
+        );
     }
 }
