@@ -425,7 +425,7 @@ fn status_hint(status: StatusCode) -> &'static str {
 
 fn transient_hint(cause: &str) -> &'static str {
     if cause.contains("minimum transfer rate") {
-        "the server or the network is too slow or stalls: check them (and the proxy settings), then run again"
+        "the server or the network is too slow: check them and the proxy settings, or lower the minimum with `--min-transfer-rate` (e.g. `--min-transfer-rate 1KiB`, `0` turns it off)"
     } else if cause.contains("certificate") {
         "the server's certificate is not trusted: envbuild trusts the system certificate store; point `SSL_CERT_FILE` or `SSL_CERT_DIR` at your CA if a TLS proxy sits in between"
     } else {

@@ -89,7 +89,7 @@ pub enum IndexError {
     },
     /// The index refused access.
     #[error(
-        "`{url}` answered {status} when looking up `{package}`: the index refused access; give credentials in the index URL (`https://user:token@host/simple/`) or in `~/.netrc`"
+        "`{url}` answered {status} when looking up `{package}`: the index refused access; give credentials in the index URL (as `user:token@` before its host) or in `~/.netrc`"
     )]
     AccessDenied {
         /// The package.

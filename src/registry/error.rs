@@ -103,7 +103,8 @@ pub enum RegistryError {
     },
     /// Transient failures (connection errors, timeouts, 5xx, 429) went on after every retry.
     #[error(
-        "{what} in `{registry}/{repository}` failed {attempts} times; last cause: {cause}; check the network and the registry and run again (blobs already uploaded are not sent again)"
+        "{what} in `{registry}/{repository}` failed {attempts} times; last cause: {cause}; check the network and the registry and run again (blobs already uploaded are not sent again){}",
+        slow_hint(cause)
     )]
     RetriesExhausted {
         /// The registry.
@@ -320,6 +321,15 @@ pub enum RegistryError {
         /// The image's digest.
         actual: Sha256Digest,
     },
+}
+
+/// For a transfer below the minimum rate: how to lower it.
+fn slow_hint(cause: &str) -> &'static str {
+    if cause.contains("minimum transfer rate") {
+        "; on a slow link, lower the minimum with `--min-transfer-rate` (`0` turns it off)"
+    } else {
+        ""
+    }
 }
 
 fn list(items: &[String]) -> String {
