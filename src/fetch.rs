@@ -38,7 +38,8 @@ use crate::http::retry::{
     Failure, RetryError, RetryPolicy, is_transient_status, render_chain, retry, retry_after,
 };
 use crate::http::{
-    Body, ByteSize, ClientError, ClientSettings, MinimumRate, build_client, redact_url,
+    Body, ByteSize, ClientError, ClientSettings, MinimumRate, SendError, UnreachableHosts,
+    build_client, redact_url,
 };
 use crate::lock::{Artifact, ArtifactLocation, PackageName};
 
@@ -89,6 +90,9 @@ pub struct FetchOptions {
     /// The slowest download (and index page) accepted; a slower attempt fails and is
     /// retried. Default 10 KiB/s averaged over 30 s.
     pub min_rate: MinimumRate,
+    /// Hosts found unreachable so far (shared by clones: one record per run), tried no
+    /// more.
+    pub unreachable_hosts: UnreachableHosts,
 }
 
 /// The default of [`FetchOptions::max_artifact_size`].
@@ -103,6 +107,7 @@ impl Default for FetchOptions {
             timeout: Duration::from_secs(30),
             max_artifact_size: DEFAULT_MAX_ARTIFACT_SIZE,
             min_rate: MinimumRate::default(),
+            unreachable_hosts: UnreachableHosts::default(),
         }
     }
 }
@@ -323,6 +328,22 @@ pub enum FetchError {
         path: PathBuf,
         /// What it is instead: `a directory`, `a device`, `a fifo`, ...
         kind: &'static str,
+    },
+
+    /// The host cannot be reached at all (its name does not resolve, or it refuses
+    /// connections), now or earlier in the run: tried once, not retried.
+    #[error(
+        "could not download `{package}` {version} from `{url}`: {reason}; check the URL in the lockfile, the network and the proxy settings (`HTTPS_PROXY`, `NO_PROXY`)"
+    )]
+    Unreachable {
+        /// The package.
+        package: PackageName,
+        /// Its version.
+        version: String,
+        /// The URL, without credentials.
+        url: String,
+        /// The host and why.
+        reason: SendError,
     },
 
     /// The URL's scheme is neither `http`, `https` nor `file`, or a `file` URL names
@@ -674,16 +695,28 @@ impl Context<'_> {
         request: &FetchRequest,
         url: &url::Url,
     ) -> Result<PathBuf, AttemptError> {
-        let response = crate::http::send(client.get(url.clone()), self.options.timeout)
-            .await
-            .map_err(|failure| {
-                failure.map_fatal(|source| FetchError::Transfer {
+        let response = crate::http::send(
+            client.get(url.clone()),
+            self.options.timeout,
+            &self.options.unreachable_hosts,
+        )
+        .await
+        .map_err(|failure| {
+            failure.map_fatal(|error| match error {
+                SendError::Client(source) => FetchError::Transfer {
                     package: request.package.clone(),
                     version: request.version.clone(),
                     url: redacted(url),
                     source,
-                })
-            })?;
+                },
+                unreachable @ SendError::Unreachable { .. } => FetchError::Unreachable {
+                    package: request.package.clone(),
+                    version: request.version.clone(),
+                    url: redacted(url),
+                    reason: unreachable,
+                },
+            })
+        })?;
         let status = response.status();
         if !status.is_success() {
             if is_transient_status(status) {

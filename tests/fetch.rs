@@ -1125,3 +1125,55 @@ async fn err_local_file_over_the_limit_without_locked_size() {
     );
     assert_cache_empty(&cache);
 }
+
+/// Issue 8, item 2: a host that refuses connections is tried once, then skipped for
+/// the rest of the run, instead of being retried for every package.
+#[tokio::test]
+async fn err_unreachable_host_is_tried_once_per_run() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let requests: Vec<FetchRequest> = ["one", "two", "three"]
+        .iter()
+        .map(|name| {
+            let url = url::Url::parse(&format!("http://127.0.0.1:{port}/{name}.whl")).unwrap();
+            request(name, ArtifactLocation::Url(url), &content(name))
+        })
+        .collect();
+    let folder = tempfile::tempdir().unwrap();
+    let cache = Cache::open(folder.path()).unwrap();
+    // Retried with backoff, each would take seconds; one run shares one record.
+    let options = FetchOptions {
+        jobs: 1,
+        retries: 4,
+        ..quick_options()
+    };
+    let started = Instant::now();
+
+    let error = fetch(&requests[..1], &cache, &options).await.unwrap_err();
+    let again = fetch(&requests[1..], &cache, &options.clone())
+        .await
+        .unwrap_err();
+
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    for error in [&error, &again] {
+        assert!(matches!(error, FetchError::Unreachable { .. }), "{error:?}");
+        let text = error.to_string();
+        assert!(
+            text.contains(&format!("`127.0.0.1:{port}` cannot be reached")),
+            "{text}"
+        );
+        assert!(text.contains("not try it again"), "{text}");
+    }
+    // A new run tries again.
+    let fresh = fetch(&requests[..1], &cache, &quick_options())
+        .await
+        .unwrap_err();
+    assert!(matches!(fresh, FetchError::Unreachable { .. }), "{fresh:?}");
+}

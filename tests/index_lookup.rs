@@ -634,3 +634,36 @@ async fn err_dripping_index_page_fails_in_bounded_time() {
     );
     assert!(message.contains(&url), "{message}");
 }
+
+/// Issue 8, item 2: an index that refuses connections costs one attempt for the whole
+/// run, not retries for every package.
+#[tokio::test]
+async fn err_unreachable_index_is_tried_once() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/simple/");
+    let config = IndexConfig::from_parts(vec![index(&url)], Vec::new());
+    let options = FetchOptions {
+        retries: 4,
+        ..FetchOptions::default()
+    };
+    let started = std::time::Instant::now();
+
+    let error = resolve_lookups(lookups(true), &[], &config, &options)
+        .await
+        .unwrap_err();
+
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("`127.0.0.1:{port}` cannot be reached")),
+        "{message}"
+    );
+}

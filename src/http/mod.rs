@@ -10,7 +10,8 @@
 //! - [`retry`]: transient statuses and errors, `Retry-After`, backoff with jitter, and
 //!   the loop, generic over what one attempt does;
 //! - transfer bounds: a deadline for the answer's head, a read timeout and a minimum
-//!   rate for its body ([`MinimumRate`]), sizes as flags write them ([`ByteSize`]);
+//!   rate for its body ([`MinimumRate`]), sizes as flags write them ([`ByteSize`]), and
+//!   a circuit breaker for hosts that cannot be reached at all ([`UnreachableHosts`]);
 //! - redaction: user information and every query value become `***`, in parsed URLs
 //!   and in free text alike.
 
@@ -22,5 +23,6 @@ mod transfer;
 pub use client::{ClientError, ClientSettings, MAX_REDIRECTS, USER_AGENT, build_client};
 pub use redact::{redact_text, redact_url};
 pub use transfer::{
-    Body, BodyError, ByteSize, ByteSizeError, MinimumRate, ReadError, ReceivedSize, send,
+    Body, BodyError, ByteSize, ByteSizeError, MinimumRate, ReadError, ReceivedSize, SendError,
+    UnreachableHosts, send,
 };

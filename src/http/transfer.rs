@@ -6,9 +6,10 @@
 //! Size limits depend on what is transferred and stay with the callers; [`ByteSize`]
 //! writes and reads them (`512MiB`, `4GiB`), and [`ReceivedSize`] says what arrived.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -327,25 +328,125 @@ impl Body {
     }
 }
 
+/// The hosts a run found unreachable (their name does not resolve, or they refuse
+/// connections), with why: a circuit breaker. Such a host is tried once; every later
+/// request to it in the run fails at once with the first cause, instead of being
+/// retried for every package. Clones share one record, so a run keeps one for all its
+/// requests.
+#[derive(Debug, Clone, Default)]
+pub struct UnreachableHosts(Arc<Mutex<BTreeMap<String, String>>>);
+
+impl PartialEq for UnreachableHosts {
+    /// The same record.
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for UnreachableHosts {}
+
+impl UnreachableHosts {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Why `host` was found unreachable, if it was.
+    pub fn cause(&self, host: &str) -> Option<String> {
+        self.lock().get(host).cloned()
+    }
+
+    fn record(&self, host: &str, cause: &str) {
+        self.lock()
+            .entry(host.to_string())
+            .or_insert_with(|| cause.to_string());
+    }
+}
+
+/// `host:port` of a URL, as [`UnreachableHosts`] keys it.
+fn host_key(url: &url::Url) -> String {
+    match (url.host_str(), url.port_or_known_default()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_string(),
+        _ => url.scheme().to_string(),
+    }
+}
+
+/// Whether a client error says the host cannot be reached at all: its name does not
+/// resolve, or it refuses the connection.
+fn is_unreachable(error: &reqwest::Error) -> bool {
+    if !error.is_connect() {
+        return false;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        // hyper-util's connector names a failed lookup so; the resolver's own error
+        // carries no kind to test.
+        if cause.to_string().starts_with("dns error") {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// Why [`send`] failed for good.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// A refused redirect or an unusable request (the client's error, its URL removed:
+    /// callers name the URL themselves).
+    #[error("{}", render_chain(.0))]
+    Client(reqwest::Error),
+    /// The host's name does not resolve or it refuses connections, on this request or
+    /// an earlier one of the run (see [`UnreachableHosts`]).
+    #[error("`{host}` cannot be reached ({cause}); envbuild does not try it again in this run")]
+    Unreachable {
+        /// `host:port`.
+        host: String,
+        /// Why, as the first failed request found.
+        cause: String,
+    },
+}
+
 /// Send `request` and wait at most `deadline` for the answer's head. Connection
-/// errors, timeouts and a late head are transient; anything else (a refused redirect,
-/// an unusable request) is fatal, with the client's error (its URL removed: callers
-/// name the URL themselves).
+/// errors, timeouts and a late head are transient; a host that cannot be reached at
+/// all is recorded in `unreachable` and fails this and every later request to it
+/// ([`SendError::Unreachable`]); anything else (a refused redirect, an unusable
+/// request) is fatal.
 pub async fn send(
     request: reqwest::RequestBuilder,
     deadline: Duration,
-) -> Result<reqwest::Response, Failure<reqwest::Error>> {
-    match tokio::time::timeout(deadline, request.send()).await {
+    unreachable: &UnreachableHosts,
+) -> Result<reqwest::Response, Failure<SendError>> {
+    let (client, request) = request.build_split();
+    let request =
+        request.map_err(|error| Failure::Fatal(SendError::Client(error.without_url())))?;
+    let host = host_key(request.url());
+    if let Some(cause) = unreachable.cause(&host) {
+        return Err(Failure::Fatal(SendError::Unreachable { host, cause }));
+    }
+    match tokio::time::timeout(deadline, client.execute(request)).await {
         Err(_) => Err(Failure::transient(format!(
             "no answer within {:.1} s",
             deadline.as_secs_f64()
         ))),
         Ok(Err(error)) => {
             let error = error.without_url();
-            if is_transient_error(&error) {
+            if is_unreachable(&error) {
+                let cause = render_chain(&error);
+                unreachable.record(&host, &cause);
+                let cause = unreachable.cause(&host).unwrap_or(cause);
+                Err(Failure::Fatal(SendError::Unreachable { host, cause }))
+            } else if is_transient_error(&error) {
                 Err(Failure::transient(render_chain(&error)))
             } else {
-                Err(Failure::Fatal(error))
+                Err(Failure::Fatal(SendError::Client(error)))
             }
         }
         Ok(Ok(response)) => Ok(response),
@@ -462,6 +563,60 @@ mod tests {
         assert_eq!(guard.deadline(), Some(start + Duration::from_secs(11)));
         assert_eq!(guard.in_window(start + Duration::from_secs(10)), 50_000);
         assert_eq!(guard.in_window(start + Duration::from_secs(11)), 0);
+    }
+
+    #[tokio::test]
+    async fn err_unreachable_host_is_tried_once() {
+        // A port nothing listens on: the connection is refused.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let client = reqwest::Client::new();
+        let hosts = UnreachableHosts::default();
+        let url = format!("http://127.0.0.1:{port}/a?token=s3cret");
+        let first = send(client.get(&url), Duration::from_secs(5), &hosts)
+            .await
+            .unwrap_err();
+        let Failure::Fatal(SendError::Unreachable { host, cause }) = &first else {
+            panic!("{first:?}")
+        };
+        assert_eq!(host, &format!("127.0.0.1:{port}"));
+        assert!(!cause.contains("s3cret"), "{cause}");
+        // Now a listener exists, but the run does not try again.
+        let _listener = std::net::TcpListener::bind(("127.0.0.1", port));
+        let second = send(
+            client.get(format!("http://127.0.0.1:{port}/b")),
+            Duration::from_secs(5),
+            &hosts.clone(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&second, Failure::Fatal(SendError::Unreachable { cause: again, .. }) if again == cause),
+            "{second:?}"
+        );
+        // Another run's record knows nothing of it.
+        assert_ne!(hosts, UnreachableHosts::default());
+        assert_eq!(hosts, hosts.clone());
+    }
+
+    #[tokio::test]
+    async fn err_unresolvable_name_is_unreachable() {
+        let hosts = UnreachableHosts::default();
+        let failure = send(
+            reqwest::Client::new().get("http://envbuild-no-such-host.invalid/simple/"),
+            Duration::from_secs(20),
+            &hosts,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(failure, Failure::Fatal(SendError::Unreachable { .. })),
+            "{failure:?}"
+        );
+        assert!(hosts.cause("envbuild-no-such-host.invalid:80").is_some());
     }
 
     #[test]

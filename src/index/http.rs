@@ -9,9 +9,7 @@ use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
 use crate::fetch::FetchOptions;
-use crate::http::retry::{
-    Failure, RetryError, is_transient_status, render_chain, retry, retry_after,
-};
+use crate::http::retry::{Failure, RetryError, is_transient_status, retry, retry_after};
 use crate::http::{Body, ByteSize, ReadError, redact_url};
 
 /// Largest page accepted (the biggest projects' JSON pages are tens of MiB).
@@ -75,9 +73,9 @@ async fn get_once(
     options: &FetchOptions,
 ) -> Result<Fetched, Failure<String>> {
     let request = client.get(url.clone()).header(ACCEPT, accept);
-    let response = crate::http::send(request, options.timeout)
+    let response = crate::http::send(request, options.timeout, &options.unreachable_hosts)
         .await
-        .map_err(|failure| failure.map_fatal(|error| render_chain(&error)))?;
+        .map_err(|failure| failure.map_fatal(|error| error.to_string()))?;
     let status = response.status();
     if is_transient_status(status) {
         return Err(Failure::Transient {

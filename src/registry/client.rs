@@ -35,9 +35,9 @@ use super::auth::{self, Authenticator, Scope};
 use super::error::{RegistryError, error_detail};
 use super::reference::api_host;
 use super::{Counters, Registry, tls};
-use crate::http::Body;
 use crate::http::retry::{RetryError, RetryPolicy, retry};
 pub(crate) use crate::http::retry::{is_transient_status, render_chain, retry_after};
+use crate::http::{Body, SendError};
 
 /// Most bytes of an error answer read for its message.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
@@ -104,7 +104,7 @@ impl Call {
 pub(crate) type Failure = crate::http::retry::Failure<RegistryError>;
 
 /// Why sending a request failed.
-type SendFailure = crate::http::retry::Failure<reqwest::Error>;
+type SendFailure = crate::http::retry::Failure<SendError>;
 
 impl From<RegistryError> for Failure {
     fn from(error: RegistryError) -> Self {
@@ -182,7 +182,9 @@ impl Registry {
             })?;
             let url = base.join("v2/").expect("a relative path joins");
             Counters::add(&self.counters.requests, 1);
-            match crate::http::send(self.http.get(url), self.options.timeout).await {
+            match crate::http::send(self.http.get(url), self.options.timeout, &self.unreachable)
+                .await
+            {
                 Ok(response)
                     if response.status().is_success()
                         || response.status() == StatusCode::UNAUTHORIZED =>
@@ -199,9 +201,16 @@ impl Registry {
                 Err(SendFailure::Transient { cause, .. }) => {
                     causes.push(format!("{scheme}: {cause}"))
                 }
-                Err(SendFailure::Fatal(error)) => {
-                    causes.push(format!("{scheme}: {}", render_chain(&error)))
+                Err(SendFailure::Fatal(reason @ SendError::Unreachable { .. })) => {
+                    // The host itself is unreachable: no scheme nor retry will help.
+                    return Err(Failure::Fatal(RegistryError::Unreachable {
+                        registry: target.registry.to_string(),
+                        repository: target.repository.to_string(),
+                        what: "the registry's `/v2/` endpoint".to_string(),
+                        reason: Box::new(reason),
+                    }));
                 }
+                Err(SendFailure::Fatal(error)) => causes.push(format!("{scheme}: {error}")),
             }
         }
         Err(Failure::Transient {
@@ -259,7 +268,7 @@ impl Registry {
                 None => request,
             };
             Counters::add(&self.counters.requests, 1);
-            let response = crate::http::send(request, deadline)
+            let response = crate::http::send(request, deadline, &self.unreachable)
                 .await
                 .map_err(|failure| self.classify(target, call, failure))?;
             let status = response.status();
@@ -436,12 +445,22 @@ impl Registry {
                 cause: format!("{}: {cause}", call.method),
                 retry_after,
             },
-            SendFailure::Fatal(error) => Failure::Fatal(RegistryError::Redirect {
-                registry: target.registry.to_string(),
-                repository: target.repository.to_string(),
-                what: call.what.clone(),
-                reason: render_chain(&error),
-            }),
+            SendFailure::Fatal(reason @ SendError::Unreachable { .. }) => {
+                Failure::Fatal(RegistryError::Unreachable {
+                    registry: target.registry.to_string(),
+                    repository: target.repository.to_string(),
+                    what: call.what.clone(),
+                    reason: Box::new(reason),
+                })
+            }
+            SendFailure::Fatal(SendError::Client(error)) => {
+                Failure::Fatal(RegistryError::Redirect {
+                    registry: target.registry.to_string(),
+                    repository: target.repository.to_string(),
+                    what: call.what.clone(),
+                    reason: render_chain(&error),
+                })
+            }
         }
     }
 }

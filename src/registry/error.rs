@@ -132,6 +132,21 @@ pub enum RegistryError {
         /// The digest of what arrived.
         actual: Sha256Digest,
     },
+    /// The registry cannot be reached at all (its name does not resolve, or it
+    /// refuses connections): tried once, not retried.
+    #[error(
+        "{what} in `{registry}/{repository}` failed: {reason}; check the registry's name and port, and that it is running"
+    )]
+    Unreachable {
+        /// The registry.
+        registry: String,
+        /// The repository.
+        repository: String,
+        /// The request.
+        what: String,
+        /// The host and why (boxed, as it is large).
+        reason: Box<crate::http::SendError>,
+    },
     /// Bytes received do not have the size their descriptor gives (checked before the
     /// digest, so a wrong size is not reported as a wrong digest).
     #[error(

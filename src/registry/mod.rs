@@ -122,6 +122,8 @@ pub struct Registry {
     /// The base URL (`scheme://host[:port]/`) found for each registry.
     base_urls: Mutex<BTreeMap<String, url::Url>>,
     counters: Counters,
+    /// Hosts this client found unreachable: tried no more.
+    unreachable: crate::http::UnreachableHosts,
 }
 
 impl Registry {
@@ -139,6 +141,7 @@ impl Registry {
             authenticators: Mutex::new(BTreeMap::new()),
             base_urls: Mutex::new(BTreeMap::new()),
             counters: Counters::default(),
+            unreachable: crate::http::UnreachableHosts::default(),
         })
     }
 
