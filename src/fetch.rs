@@ -8,13 +8,18 @@
 //! against the locked SHA-256 at the end, and only then renamed into place: a failed or
 //! interrupted download leaves nothing behind.
 //!
+//! Bounds: a local file must be a regular file (not `/dev/zero` or a fifo); an artifact
+//! whose size the lockfile does not record may not exceed
+//! [`FetchOptions::max_artifact_size`] (checked while the bytes arrive, not only
+//! against `Content-Length`); and a download slower than [`FetchOptions::min_rate`]
+//! fails its attempt, so a server dripping bytes cannot hold a build for ever.
+//!
 //! Limits: this module never asks an index where a file lives (the URL comes from the
 //! lockfile) and never chooses between artifacts (that is `platform::select`'s job).
 //!
-//! TLS trusts the operating system's certificate store only, read through
-//! `rustls-platform-verifier`, which on Linux loads roots with `rustls-native-certs`
-//! and so honours `SSL_CERT_FILE` and `SSL_CERT_DIR` (corporate TLS proxies need that).
-//! Proxies come from the standard `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` variables.
+//! The client, the retry loop and URL redaction are the ones of [`crate::http`]: TLS
+//! from the operating system's certificate store (honouring `SSL_CERT_FILE` and
+//! `SSL_CERT_DIR`), proxies from `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY`.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -26,17 +31,19 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::stream;
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT_ENCODING, HeaderMap, HeaderValue};
 
 use crate::cache::{Cache, CacheError, EntryKind, PendingEntry};
 use crate::digest::Sha256Digest;
-use crate::lock::{Artifact, ArtifactLocation, PackageName};
-use crate::retry::{
-    BACKOFF_BASE, BACKOFF_MAX, backoff, is_transient_status, render_chain, retry_after,
+use crate::http::retry::{
+    Failure, RetryError, RetryPolicy, is_transient_status, render_chain, retry, retry_after,
 };
+use crate::http::{
+    Body, ByteSize, ClientError, ClientSettings, MinimumRate, SendError, UnreachableHosts,
+    build_client, redact_url,
+};
+use crate::lock::{Artifact, ArtifactLocation, PackageName};
 
-/// The `User-Agent` of every request envbuild makes.
-pub const USER_AGENT: &str = concat!("envbuild/", env!("CARGO_PKG_VERSION"));
+pub use crate::http::{ReceivedSize, USER_AGENT};
 
 /// Size of the buffer used to copy local files into the cache.
 const COPY_BUFFER: usize = 256 * 1024;
@@ -73,11 +80,23 @@ pub struct FetchOptions {
     /// Further attempts after the first one fails for a transient reason (connection
     /// error, timeout, HTTP 408, 429 or 5xx). Default 4, so at most 5 attempts.
     pub retries: u32,
-    /// Connect timeout, and the longest wait for any single read (the headers or the
-    /// next part of the body). Not a deadline for the whole download, so large wheels
-    /// on slow links still complete. Default 30 s.
+    /// Connect timeout, and the longest wait for the answer's head or for any next
+    /// part of the body. Not a deadline for the whole download, so large wheels on
+    /// slow links still complete ([`FetchOptions::min_rate`] bounds those). Default 30 s.
     pub timeout: Duration,
+    /// The largest artifact accepted when the lockfile records no size (with a size,
+    /// exactly that many bytes are accepted). Default 2 GiB (`--max-artifact-size`).
+    pub max_artifact_size: ByteSize,
+    /// The slowest download (and index page) accepted; a slower attempt fails and is
+    /// retried. Default 10 KiB/s averaged over 30 s.
+    pub min_rate: MinimumRate,
+    /// Hosts found unreachable so far (shared by clones: one record per run), tried no
+    /// more.
+    pub unreachable_hosts: UnreachableHosts,
 }
+
+/// The default of [`FetchOptions::max_artifact_size`].
+pub const DEFAULT_MAX_ARTIFACT_SIZE: ByteSize = ByteSize::gib(2);
 
 impl Default for FetchOptions {
     fn default() -> Self {
@@ -86,7 +105,17 @@ impl Default for FetchOptions {
             offline: false,
             retries: 4,
             timeout: Duration::from_secs(30),
+            max_artifact_size: DEFAULT_MAX_ARTIFACT_SIZE,
+            min_rate: MinimumRate::default(),
+            unreachable_hosts: UnreachableHosts::default(),
         }
+    }
+}
+
+impl FetchOptions {
+    /// The retry policy of these options.
+    pub(crate) fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::with_retries(self.retries)
     }
 }
 
@@ -139,27 +168,6 @@ impl fmt::Display for ArtifactName {
     }
 }
 
-/// How many bytes arrived when a size check failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReceivedSize {
-    /// The whole body, of this many bytes.
-    Exactly(u64),
-    /// The transfer was stopped once it passed the expected size.
-    MoreThan(u64),
-    /// The server announced this `Content-Length`, so nothing was downloaded.
-    Announced(u64),
-}
-
-impl fmt::Display for ReceivedSize {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Exactly(size) => write!(f, "{size} bytes"),
-            Self::MoreThan(size) => write!(f, "more than {size} bytes (stopped there)"),
-            Self::Announced(size) => write!(f, "a `Content-Length` of {size} bytes"),
-        }
-    }
-}
-
 /// Details of [`FetchError::HashMismatch`]: an artifact whose bytes do not have the
 /// SHA-256 the lockfile records.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,8 +200,8 @@ impl fmt::Display for DigestMismatch {
 
 /// Errors from [`fetch_all`] and [`http_client`].
 ///
-/// Locations in messages never show credentials: the user and password of a URL are
-/// removed before it is printed.
+/// Locations in messages never show credentials: URLs are shown through
+/// [`crate::http::redact_url`] (user information and query values hidden).
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     /// Some artifacts have no SHA-256 in the lockfile.
@@ -288,6 +296,56 @@ pub enum FetchError {
         source: reqwest::Error,
     },
 
+    /// The artifact is larger than [`FetchOptions::max_artifact_size`], and the
+    /// lockfile records no size for it.
+    #[error(
+        "`{package}` {version} from `{location}` is larger than the limit of {limit} for artifacts whose size the lockfile does not record: got {actual}; if the file is meant to be that large, raise the limit with `--max-artifact-size` (e.g. `--max-artifact-size 8GiB`), or record its `size` in the lockfile"
+    )]
+    TooLarge {
+        /// The package.
+        package: PackageName,
+        /// Its version.
+        version: String,
+        /// The URL (redacted) or file path.
+        location: String,
+        /// The limit.
+        limit: ByteSize,
+        /// What arrived, or was announced.
+        actual: ReceivedSize,
+    },
+
+    /// A local path named by the lockfile is not a regular file.
+    #[error(
+        "the local file `{}` of `{package}` {version} named by the lockfile is {kind}, not a regular file; point the lockfile at the artifact file itself",
+        path.display()
+    )]
+    NotARegularFile {
+        /// The package.
+        package: PackageName,
+        /// Its version.
+        version: String,
+        /// The path.
+        path: PathBuf,
+        /// What it is instead: `a directory`, `a device`, `a fifo`, ...
+        kind: &'static str,
+    },
+
+    /// The host cannot be reached at all (its name does not resolve, or it refuses
+    /// connections), now or earlier in the run: tried once, not retried.
+    #[error(
+        "could not download `{package}` {version} from `{url}`: {reason}; check the URL in the lockfile, the network and the proxy settings (`HTTPS_PROXY`, `NO_PROXY`)"
+    )]
+    Unreachable {
+        /// The package.
+        package: PackageName,
+        /// Its version.
+        version: String,
+        /// The URL, without credentials.
+        url: String,
+        /// The host and why.
+        reason: SendError,
+    },
+
     /// The URL's scheme is neither `http`, `https` nor `file`, or a `file` URL names
     /// no local path.
     #[error(
@@ -329,13 +387,11 @@ pub enum FetchError {
     },
 
     /// The HTTP client could not be built (usually: no usable root certificates).
-    #[error(
-        "cannot set up the HTTPS client; envbuild trusts the system certificate store (`/etc/ssl/certs`, or the files named by `SSL_CERT_FILE` / `SSL_CERT_DIR`): check that it holds certificates"
-    )]
+    #[error("cannot set up the HTTP client for downloads")]
     Client {
         /// The client's error.
         #[source]
-        source: reqwest::Error,
+        source: ClientError,
     },
 
     /// More than one artifact failed; each error is listed with its causes.
@@ -389,38 +445,23 @@ fn status_hint(status: StatusCode) -> &'static str {
 }
 
 fn transient_hint(cause: &str) -> &'static str {
-    if cause.contains("certificate") {
+    if cause.contains("minimum transfer rate") {
+        "the server or the network is too slow: check them and the proxy settings, or lower the minimum with `--min-transfer-rate` (e.g. `--min-transfer-rate 1KiB`, `0` turns it off)"
+    } else if cause.contains("certificate") {
         "the server's certificate is not trusted: envbuild trusts the system certificate store; point `SSL_CERT_FILE` or `SSL_CERT_DIR` at your CA if a TLS proxy sits in between"
     } else {
         "check the network connection and the proxy settings (`HTTPS_PROXY`, `NO_PROXY`), then run again"
     }
 }
 
-/// A URL as it may be printed: without user name or password.
-fn redacted(url: &url::Url) -> String {
-    ArtifactLocation::Url(url.clone()).to_string()
-}
-
-/// The HTTP client envbuild uses for every download: the given connect and read
-/// timeouts (see [`FetchOptions::timeout`]), the `envbuild/<version>` user agent
-/// ([`USER_AGENT`]), the OS certificate store, proxies from the environment, and no
-/// content decoding at all (it asks for `Accept-Encoding: identity`), because
-/// artifacts must be hashed exactly as served.
+/// The HTTP client for downloads and index pages: [`crate::http::build_client`] with
+/// [`FetchOptions::timeout`] to connect and between reads.
 pub fn http_client(options: &FetchOptions) -> Result<reqwest::Client, FetchError> {
-    let mut headers = HeaderMap::new();
-    headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
-    reqwest::Client::builder()
-        .user_agent(USER_AGENT)
-        .default_headers(headers)
-        .connect_timeout(options.timeout)
-        .read_timeout(options.timeout)
-        // Off whatever features another crate turns on: digests cover the bytes as served.
-        .no_gzip()
-        .no_brotli()
-        .no_zstd()
-        .no_deflate()
-        .build()
-        .map_err(|source| FetchError::Client { source })
+    build_client(&ClientSettings {
+        timeout: options.timeout,
+        ca_file: None,
+    })
+    .map_err(|source| FetchError::Client { source })
 }
 
 /// Bring every artifact of `requests` into `cache` and return the cache paths
@@ -553,21 +594,7 @@ fn is_remote(location: &ArtifactLocation) -> bool {
 }
 
 /// Why one attempt at a download failed.
-enum AttemptError {
-    /// Retrying will not help.
-    Fatal(FetchError),
-    /// Retrying may help; `retry_after` is the server's wish, if it said.
-    Transient {
-        cause: String,
-        retry_after: Option<Duration>,
-    },
-}
-
-impl From<FetchError> for AttemptError {
-    fn from(error: FetchError) -> Self {
-        Self::Fatal(error)
-    }
-}
+type AttemptError = Failure<FetchError>;
 
 /// What every fetch of one [`fetch_all`] call shares.
 struct Context<'a> {
@@ -591,7 +618,7 @@ impl Context<'_> {
                     let path = url
                         .to_file_path()
                         .map_err(|()| unsupported_url(request, url))?;
-                    self.copy_local(request, path, redacted(url)).await?
+                    self.copy_local(request, path, redact_url(url)).await?
                 }
                 _ => return Err(unsupported_url(request, url)),
             },
@@ -610,8 +637,9 @@ impl Context<'_> {
         let request = request.clone();
         let cache = self.cache.clone();
         let progress = Arc::clone(self.progress);
+        let max_size = self.options.max_artifact_size;
         let task = tokio::task::spawn_blocking(move || {
-            copy_local_blocking(&request, &cache, &*progress, &path, location)
+            copy_local_blocking(&request, &cache, &*progress, &path, location, max_size)
         });
         join(task).await
     }
@@ -625,34 +653,34 @@ impl Context<'_> {
         let client = self
             .client
             .expect("a client exists when something is remote");
-        let mut attempt: u32 = 0;
-        loop {
-            match self.download_once(client, request, url).await {
-                Ok(path) => return Ok(path),
-                Err(AttemptError::Fatal(error)) => return Err(error),
-                Err(AttemptError::Transient { cause, retry_after }) => {
-                    if attempt >= self.options.retries {
-                        return Err(FetchError::RetriesExhausted {
-                            package: request.package.clone(),
-                            version: request.version.clone(),
-                            url: redacted(url),
-                            attempts: attempt + 1,
-                            last_cause: cause,
-                        });
-                    }
-                    let delay =
-                        retry_after.unwrap_or_else(|| backoff(attempt, BACKOFF_BASE, BACKOFF_MAX));
-                    tracing::warn!(
-                        package = %request.package,
-                        url = %redacted(url),
-                        "download attempt {} failed: {cause}; retrying in {:.1} s",
-                        attempt + 1,
-                        delay.as_secs_f64()
-                    );
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-            }
+        let outcome = retry(
+            self.options.retry_policy(),
+            || self.download_once(client, request, url),
+            |retrying| {
+                tracing::warn!(
+                    package = %request.package,
+                    url = %redact_url(url),
+                    "download attempt {} failed: {}; retrying in {:.1} s",
+                    retrying.attempt,
+                    retrying.cause,
+                    retrying.delay.as_secs_f64()
+                );
+            },
+        )
+        .await;
+        match outcome {
+            Ok(path) => Ok(path),
+            Err(RetryError::Fatal(error)) => Err(error),
+            Err(RetryError::Exhausted {
+                attempts,
+                last_cause,
+            }) => Err(FetchError::RetriesExhausted {
+                package: request.package.clone(),
+                version: request.version.clone(),
+                url: redact_url(url),
+                attempts,
+                last_cause,
+            }),
         }
     }
 
@@ -662,87 +690,89 @@ impl Context<'_> {
         request: &FetchRequest,
         url: &url::Url,
     ) -> Result<PathBuf, AttemptError> {
-        let mut response = client
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|error| classify(request, url, error))?;
+        let response = crate::http::send(
+            client.get(url.clone()),
+            self.options.timeout,
+            &self.options.unreachable_hosts,
+        )
+        .await
+        .map_err(|failure| {
+            failure.map_fatal(|error| match error {
+                SendError::Client(source) => FetchError::Transfer {
+                    package: request.package.clone(),
+                    version: request.version.clone(),
+                    url: redact_url(url),
+                    source,
+                },
+                unreachable @ SendError::Unreachable { .. } => FetchError::Unreachable {
+                    package: request.package.clone(),
+                    version: request.version.clone(),
+                    url: redact_url(url),
+                    reason: unreachable,
+                },
+            })
+        })?;
         let status = response.status();
         if !status.is_success() {
             if is_transient_status(status) {
-                let retry_after = retry_after(response.headers());
                 return Err(AttemptError::Transient {
                     cause: format!("the server answered {status}"),
-                    retry_after,
+                    retry_after: retry_after(response.headers()),
                 });
             }
-            return Err(FetchError::UnexpectedStatus {
+            return Err(AttemptError::Fatal(FetchError::UnexpectedStatus {
                 package: request.package.clone(),
                 version: request.version.clone(),
-                url: redacted(url),
+                url: redact_url(url),
                 status,
-            }
-            .into());
+            }));
         }
 
-        let expected_size = request.artifact.size;
-        if let (Some(expected), Some(announced)) = (expected_size, response.content_length())
-            && expected != announced
-        {
-            return Err(size_mismatch(
-                request,
-                redacted(url),
-                expected,
-                ReceivedSize::Announced(announced),
-            )
-            .into());
+        let limit = SizeLimit::of(request, self.options);
+        let mut body = Body::new(response, self.options.timeout, self.options.min_rate);
+        if let Some(announced) = body.content_length() {
+            limit
+                .check_announced(announced)
+                .map_err(|error| AttemptError::Fatal(error.into_fetch_error(request, url)))?;
         }
 
         self.progress
-            .start(request, expected_size.or(response.content_length()));
+            .start(request, request.artifact.size.or(body.content_length()));
         let mut pending = self
             .cache
             .begin(EntryKind::Wheel)
-            .map_err(|source| cache_error(request, source))?;
+            .map_err(|source| AttemptError::Fatal(cache_error(request, source)))?;
         let temp_path = pending.temp_path();
         let mut received: u64 = 0;
-        while let Some(chunk) = response
+        while let Some(chunk) = body
             .chunk()
             .await
-            .map_err(|error| classify(request, url, error))?
+            .map_err(|error| AttemptError::transient(error.to_string()))?
         {
             received += chunk.len() as u64;
-            if let Some(expected) = expected_size
-                && received > expected
-            {
-                // Stop early: a body larger than locked can never verify.
-                return Err(size_mismatch(
-                    request,
-                    redacted(url),
-                    expected,
-                    ReceivedSize::MoreThan(expected),
-                )
-                .into());
-            }
+            // Stop early: a body larger than locked (or than the limit) never verifies.
+            limit
+                .check_received(received)
+                .map_err(|error| AttemptError::Fatal(error.into_fetch_error(request, url)))?;
             pending.write_all(&chunk).map_err(|source| {
-                cache_error(
+                AttemptError::Fatal(cache_error(
                     request,
                     CacheError::Io {
                         path: temp_path.clone(),
                         source,
                     },
-                )
+                ))
             })?;
             self.progress.advance(request, chunk.len() as u64);
         }
 
         let request_owned = request.clone();
         let cache = self.cache.clone();
-        let location = redacted(url);
+        let location = redact_url(url);
         let task = tokio::task::spawn_blocking(move || {
             commit(&request_owned, &cache, pending, received, location)
         });
-        Ok(join(task).await?)
+        join(task).await.map_err(AttemptError::Fatal)
     }
 }
 
@@ -760,6 +790,7 @@ fn copy_local_blocking(
     progress: &dyn FetchProgress,
     path: &Path,
     location: String,
+    max_size: ByteSize,
 ) -> Result<PathBuf, FetchError> {
     let read_error = |source: io::Error| FetchError::LocalRead {
         package: request.package.clone(),
@@ -767,22 +798,45 @@ fn copy_local_blocking(
         path: path.to_path_buf(),
         source,
     };
+    // Checked before opening, as opening a fifo waits for a writer; and again on the
+    // open file, in case the path changed in between.
+    let not_regular = |metadata: &std::fs::Metadata| {
+        (!metadata.is_file()).then(|| FetchError::NotARegularFile {
+            package: request.package.clone(),
+            version: request.version.clone(),
+            path: path.to_path_buf(),
+            kind: file_kind(metadata),
+        })
+    };
+    let metadata =
+        fs_err::metadata(path).map_err(|error| read_error(io::Error::new(error.kind(), error)))?;
+    if let Some(error) = not_regular(&metadata) {
+        return Err(error);
+    }
     let mut file = fs_err::File::open(path)
         .map_err(|error| read_error(io::Error::new(error.kind(), error)))?;
-    let length = file
+    let metadata = file
         .metadata()
-        .map_err(|error| read_error(io::Error::new(error.kind(), error)))?
-        .len();
-    let expected_size = request.artifact.size;
-    if let Some(expected) = expected_size
-        && expected != length
-    {
-        return Err(size_mismatch(
-            request,
-            location,
-            expected,
-            ReceivedSize::Exactly(length),
-        ));
+        .map_err(|error| read_error(io::Error::new(error.kind(), error)))?;
+    if let Some(error) = not_regular(&metadata) {
+        return Err(error);
+    }
+    let length = metadata.len();
+    let limit = SizeLimit::of_local(request, max_size);
+    let in_location = |error: SizeError| error.into_error(request, location.clone());
+    match request.artifact.size {
+        Some(expected) if expected != length => {
+            return Err(size_mismatch(
+                request,
+                location,
+                expected,
+                ReceivedSize::Exactly(length),
+            ));
+        }
+        _ => limit.check_announced(length).map_err(|error| {
+            // A file's length is what it is, not an announcement.
+            in_location(error.exactly())
+        })?,
     }
 
     progress.start(request, Some(length));
@@ -800,17 +854,8 @@ fn copy_local_blocking(
             Err(error) => return Err(read_error(io::Error::new(error.kind(), error))),
         };
         received += read as u64;
-        if let Some(expected) = expected_size
-            && received > expected
-        {
-            // The file grew while being read.
-            return Err(size_mismatch(
-                request,
-                location,
-                expected,
-                ReceivedSize::MoreThan(expected),
-            ));
-        }
+        // The file grew while being read.
+        limit.check_received(received).map_err(&in_location)?;
         pending.write_all(&buffer[..read]).map_err(|source| {
             cache_error(
                 request,
@@ -886,31 +931,125 @@ fn unsupported_url(request: &FetchRequest, url: &url::Url) -> FetchError {
     FetchError::UnsupportedUrl {
         package: request.package.clone(),
         version: request.version.clone(),
-        url: redacted(url),
+        url: redact_url(url),
     }
 }
 
-/// Sort a client error into "retry" (connection, timeout, broken body) or "give up".
-fn classify(request: &FetchRequest, url: &url::Url, error: reqwest::Error) -> AttemptError {
-    // The message names the URL itself, without credentials; drop the client's copy.
-    let error = error.without_url();
-    if error.is_timeout()
-        || error.is_connect()
-        || error.is_request()
-        || error.is_body()
-        || error.is_decode()
-    {
-        AttemptError::Transient {
-            cause: render_chain(&error),
-            retry_after: None,
-        }
+/// What a file kind is called in [`FetchError::NotARegularFile`].
+fn file_kind(metadata: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = metadata.file_type();
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_fifo() {
+        "a fifo"
+    } else if kind.is_socket() {
+        "a socket"
     } else {
-        AttemptError::Fatal(FetchError::Transfer {
-            package: request.package.clone(),
-            version: request.version.clone(),
-            url: redacted(url),
-            source: error,
-        })
+        "not a file"
+    }
+}
+
+/// The most bytes an artifact may have: exactly its locked size, or at most the limit.
+#[derive(Debug, Clone, Copy)]
+enum SizeLimit {
+    Locked(u64),
+    AtMost(ByteSize),
+}
+
+/// A size check that failed.
+#[derive(Debug, Clone, Copy)]
+enum SizeError {
+    Mismatch {
+        expected: u64,
+        actual: ReceivedSize,
+    },
+    TooLarge {
+        limit: ByteSize,
+        actual: ReceivedSize,
+    },
+}
+
+impl SizeLimit {
+    fn of(request: &FetchRequest, options: &FetchOptions) -> Self {
+        Self::of_local(request, options.max_artifact_size)
+    }
+
+    fn of_local(request: &FetchRequest, max_size: ByteSize) -> Self {
+        match request.artifact.size {
+            Some(size) => Self::Locked(size),
+            None => Self::AtMost(max_size),
+        }
+    }
+
+    /// Check an announced size (`Content-Length`).
+    fn check_announced(self, announced: u64) -> Result<(), SizeError> {
+        let actual = ReceivedSize::Announced(announced);
+        match self {
+            Self::Locked(expected) if announced != expected => {
+                Err(SizeError::Mismatch { expected, actual })
+            }
+            Self::AtMost(limit) if announced > limit.0 => {
+                Err(SizeError::TooLarge { limit, actual })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Check the bytes received so far.
+    fn check_received(self, received: u64) -> Result<(), SizeError> {
+        match self {
+            Self::Locked(expected) if received > expected => Err(SizeError::Mismatch {
+                expected,
+                actual: ReceivedSize::MoreThan(expected),
+            }),
+            Self::AtMost(limit) if received > limit.0 => Err(SizeError::TooLarge {
+                limit,
+                actual: ReceivedSize::MoreThan(limit.0),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl SizeError {
+    /// The same failure, for a size that is known rather than announced.
+    fn exactly(self) -> Self {
+        let exact = |actual| match actual {
+            ReceivedSize::Announced(size) => ReceivedSize::Exactly(size),
+            other => other,
+        };
+        match self {
+            Self::Mismatch { expected, actual } => Self::Mismatch {
+                expected,
+                actual: exact(actual),
+            },
+            Self::TooLarge { limit, actual } => Self::TooLarge {
+                limit,
+                actual: exact(actual),
+            },
+        }
+    }
+
+    fn into_fetch_error(self, request: &FetchRequest, url: &url::Url) -> FetchError {
+        self.into_error(request, redact_url(url))
+    }
+
+    fn into_error(self, request: &FetchRequest, location: String) -> FetchError {
+        match self {
+            Self::Mismatch { expected, actual } => {
+                size_mismatch(request, location, expected, actual)
+            }
+            Self::TooLarge { limit, actual } => FetchError::TooLarge {
+                package: request.package.clone(),
+                version: request.version.clone(),
+                location,
+                limit,
+                actual,
+            },
+        }
     }
 }
 
@@ -919,9 +1058,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_are_printed_without_credentials() {
-        let url = url::Url::parse("https://user:secret@127.0.0.1/a.whl").unwrap();
-        assert_eq!(redacted(&url), "https://127.0.0.1/a.whl");
+    fn ok_size_limits() {
+        let locked = SizeLimit::Locked(10);
+        assert!(locked.check_announced(10).is_ok());
+        assert!(locked.check_received(10).is_ok());
+        assert!(matches!(
+            locked.check_announced(11),
+            Err(SizeError::Mismatch { expected: 10, .. })
+        ));
+        assert!(matches!(
+            locked.check_received(11),
+            Err(SizeError::Mismatch {
+                actual: ReceivedSize::MoreThan(10),
+                ..
+            })
+        ));
+        let capped = SizeLimit::AtMost(ByteSize(100));
+        assert!(capped.check_announced(100).is_ok());
+        assert!(capped.check_received(100).is_ok());
+        assert!(matches!(
+            capped.check_received(101),
+            Err(SizeError::TooLarge {
+                actual: ReceivedSize::MoreThan(100),
+                ..
+            })
+        ));
+        assert!(matches!(
+            capped.check_announced(101).map_err(SizeError::exactly),
+            Err(SizeError::TooLarge {
+                actual: ReceivedSize::Exactly(101),
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! [`platform`] describes the platform and picks wheels, [`fetch`] and [`cache`] bring
 //! verified wheels, [`wheel`] maps a wheel into the install prefix, [`layer`] writes
 //! deterministic layers, and [`oci`] reads bases and writes images. [`build`] runs the
-//! whole flow; [`repro`] holds every rule that keeps its output reproducible.
+//! whole flow; [`repro`] holds every rule that keeps its output reproducible, and
+//! [`http`] every rule of talking to servers (client, retries, bounds, redaction).
 
 #![warn(missing_docs)]
 
@@ -12,6 +13,7 @@ pub mod cache;
 pub mod check;
 pub mod digest;
 pub mod fetch;
+pub mod http;
 pub mod index;
 pub mod layer;
 pub mod lock;
@@ -19,6 +21,5 @@ pub mod oci;
 pub mod platform;
 pub mod registry;
 pub mod repro;
-pub mod retry;
 pub mod untrusted;
 pub mod wheel;

@@ -15,6 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use envbuild::build::{BuildProgress, Bytecode, FetchRun, ImageBuild, TargetOverrides};
 use envbuild::cache::Cache;
 use envbuild::fetch::{FetchOptions, FetchProgress, FetchRequest};
+use envbuild::http::{ByteSize, MinimumRate, redact_text};
 use envbuild::index::{IndexConfig, IndexEnvironment, IndexFlags};
 use envbuild::lock::GroupSelection;
 use envbuild::oci::{ImageReference, ImageSettings};
@@ -127,6 +128,12 @@ struct SelectionArgs {
     /// registries always may be).
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     insecure_registries: Vec<String>,
+    /// Largest artifact accepted when the lockfile records no size (`512MiB`, `4GiB`).
+    #[arg(long, value_name = "SIZE", default_value = "2GiB")]
+    max_artifact_size: ByteSize,
+    /// Slowest download accepted, per second averaged over 30 s (`0` turns it off).
+    #[arg(long, value_name = "SIZE", default_value = "10KiB")]
+    min_transfer_rate: ByteSize,
 }
 
 #[derive(Debug, Args)]
@@ -284,8 +291,14 @@ fn resolve_common(args: &SelectionArgs) -> Result<Common> {
         no_index_config,
         registry_ca_file,
         insecure_registries,
+        max_artifact_size,
+        min_transfer_rate,
         ..
     } = args;
+    let min_rate = MinimumRate {
+        bytes_per_second: min_transfer_rate.0,
+        ..MinimumRate::default()
+    };
     let flags = IndexFlags {
         index_url: index_url.clone(),
         extra_index_urls: extra_index_urls.clone(),
@@ -303,6 +316,8 @@ fn resolve_common(args: &SelectionArgs) -> Result<Common> {
         fetch: FetchOptions {
             jobs: usize::from(*jobs),
             offline: *offline,
+            max_artifact_size: *max_artifact_size,
+            min_rate,
             ..FetchOptions::default()
         },
         jobs: usize::from(*jobs),
@@ -315,6 +330,7 @@ fn resolve_common(args: &SelectionArgs) -> Result<Common> {
             auth: AuthEnvironment::from_process_env(),
             jobs: usize::from(*jobs),
             offline: *offline,
+            min_rate,
             ..RegistryOptions::default()
         },
     })
@@ -692,7 +708,8 @@ fn main() -> ExitCode {
             }
             // Messages quote lockfiles, wheels and registry answers: whatever escaped
             // escaping at its source is escaped here, keeping the messages' own newlines.
-            let shown = |text: String| escape_except(&text, &['\n']).into_owned();
+            // The same for URLs: credentials and query values are hidden.
+            let shown = |text: String| escape_except(&redact_text(&text), &['\n']).into_owned();
             let mut stderr = std::io::stderr().lock();
             let _ = writeln!(stderr, "error: {}", shown(error.to_string()));
             let mut source = error.source();

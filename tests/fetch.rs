@@ -2,7 +2,8 @@
 //!
 //! The server is a few lines of tokio written here, so each test can make it misbehave
 //! in one precise way: drop connections, answer 503 or 429, serve the wrong bytes or too
-//! many, or stall.
+//! many, stall, send an endless body, drip one byte at a time, or redirect to another
+//! server (which records what it is sent).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use envbuild::digest::Sha256Digest;
 use envbuild::fetch::{
     FetchError, FetchOptions, FetchProgress, FetchRequest, NoProgress, ReceivedSize, fetch_all,
 };
+use envbuild::http::{ByteSize, MinimumRate};
 use envbuild::lock::{Artifact, ArtifactLocation, PackageName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -41,6 +43,12 @@ enum Behaviour {
     BodyUntilClose(Vec<u8>),
     /// Send the headers and the first 100 bytes, then nothing.
     Stall,
+    /// 200 with bytes for ever, announcing this `Content-Length` (or none).
+    Endless(Option<u64>),
+    /// 200 with the file's `Content-Length`, then one byte of it every this long.
+    Drip(Duration),
+    /// 307 to this URL.
+    Redirect(String),
 }
 
 struct Route {
@@ -57,6 +65,8 @@ struct State {
     max_in_flight: AtomicUsize,
     /// Delay before each answer, so concurrent requests overlap.
     delay: Mutex<Duration>,
+    /// The head of every request received, as sent.
+    heads: Mutex<Vec<String>>,
 }
 
 struct Server {
@@ -114,6 +124,10 @@ impl Server {
     fn total(&self) -> usize {
         self.state.total.load(Ordering::SeqCst)
     }
+
+    fn heads(&self) -> Vec<String> {
+        self.state.heads.lock().unwrap().clone()
+    }
 }
 
 async fn handle(mut stream: TcpStream, state: Arc<State>) {
@@ -126,7 +140,10 @@ async fn handle(mut stream: TcpStream, state: Arc<State>) {
         }
     }
     let head = String::from_utf8_lossy(&head);
-    let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+    state.heads.lock().unwrap().push(head.to_string());
+    // Routes ignore the query (tests put tokens there).
+    let target = head.split(' ').nth(1).unwrap_or("/");
+    let path = target.split('?').next().unwrap_or(target).to_string();
     let seen = {
         let mut counts = state.counts.lock().unwrap();
         let count = counts.entry(path.clone()).or_insert(0);
@@ -161,6 +178,9 @@ async fn handle(mut stream: TcpStream, state: Arc<State>) {
             Behaviour::Body(body) => Answer::Body(body, true),
             Behaviour::BodyUntilClose(body) => Answer::Body(body, false),
             Behaviour::Stall => Answer::Stall(content),
+            Behaviour::Endless(announced) => Answer::Endless(announced),
+            Behaviour::Drip(interval) => Answer::Drip(content, interval),
+            Behaviour::Redirect(location) => Answer::Redirect(location),
         },
     };
     let _ = answer.write(&mut stream).await;
@@ -174,6 +194,12 @@ enum Answer {
     Body(Vec<u8>, bool),
     /// Headers and the start of this body, then a long silence.
     Stall(Vec<u8>),
+    /// Bytes for ever, with this `Content-Length` (or none).
+    Endless(Option<u64>),
+    /// This body, one byte every so long.
+    Drip(Vec<u8>, Duration),
+    /// A redirect.
+    Redirect(String),
 }
 
 impl Answer {
@@ -206,6 +232,37 @@ impl Answer {
                 stream.write_all(&body[..100]).await?;
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 Ok(())
+            }
+            Self::Endless(announced) => {
+                let length = announced
+                    .map(|length| format!("Content-Length: {length}\r\n"))
+                    .unwrap_or_default();
+                let head = format!("HTTP/1.1 200 OK\r\n{length}Connection: close\r\n\r\n");
+                stream.write_all(head.as_bytes()).await?;
+                let block = vec![b'z'; 64 * 1024];
+                // Until the client hangs up.
+                loop {
+                    stream.write_all(&block).await?;
+                }
+            }
+            Self::Drip(body, interval) => {
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                stream.write_all(head.as_bytes()).await?;
+                for byte in body {
+                    stream.write_all(&[byte]).await?;
+                    stream.flush().await?;
+                    tokio::time::sleep(interval).await;
+                }
+                Ok(())
+            }
+            Self::Redirect(location) => {
+                let head = format!(
+                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                stream.write_all(head.as_bytes()).await
             }
         }
     }
@@ -786,4 +843,337 @@ async fn err_messages_never_show_url_credentials() {
         "{text}"
     );
     assert!(text.contains("403"), "{text}");
+}
+
+// Lying servers: bounds on every download (defect 6), and URLs that carry secrets
+// (defect 4).
+
+/// `request` with no size in the lockfile (so only the size limit bounds it).
+fn without_size(mut request: FetchRequest) -> FetchRequest {
+    request.artifact.size = None;
+    request
+}
+
+#[tokio::test]
+async fn err_endless_body_without_locked_size_stops_at_the_limit() {
+    let server = Server::start().await;
+    let folder = tempfile::tempdir().unwrap();
+    let cache = Cache::open(folder.path()).unwrap();
+    let options = FetchOptions {
+        max_artifact_size: ByteSize::kib(256),
+        ..quick_options()
+    };
+    // Without `Content-Length`, and with one that lies (claims less than it sends).
+    for (name, announced) in [("endless", None), ("liar", Some(1000))] {
+        let request = without_size(served(&server, name, Behaviour::Endless(announced)));
+        let started = Instant::now();
+
+        let error = fetch(&[request], &cache, &options).await.unwrap_err();
+
+        assert!(started.elapsed() < Duration::from_secs(10), "{name}");
+        match (&error, announced) {
+            (
+                FetchError::TooLarge {
+                    limit,
+                    actual: ReceivedSize::MoreThan(stopped),
+                    ..
+                },
+                None,
+            ) => {
+                assert_eq!(*limit, ByteSize::kib(256));
+                assert_eq!(*stopped, 256 * 1024);
+            }
+            // The lying `Content-Length` cuts the body short: the client sees a body
+            // that does not end where it said, whatever the bytes; never more than it.
+            (FetchError::HashMismatch(_) | FetchError::RetriesExhausted { .. }, Some(_)) => {}
+            _ => panic!("{name}: {error:?}"),
+        }
+        let text = error.to_string();
+        assert!(
+            text.contains(&server.url(&format!("/{name}.whl")).to_string()),
+            "{text}"
+        );
+        if announced.is_none() {
+            for part in ["256 KiB", "--max-artifact-size"] {
+                assert!(text.contains(part), "{part} missing from: {text}");
+            }
+        }
+        assert_cache_empty(&cache);
+    }
+}
+
+#[tokio::test]
+async fn err_announced_size_over_the_limit_downloads_nothing() {
+    let server = Server::start().await;
+    let request = without_size(served(
+        &server,
+        "huge",
+        Behaviour::Endless(Some(64 * 1024 * 1024 * 1024)),
+    ));
+    let folder = tempfile::tempdir().unwrap();
+    let cache = Cache::open(folder.path()).unwrap();
+    let options = FetchOptions {
+        max_artifact_size: ByteSize::mib(1),
+        ..quick_options()
+    };
+
+    let error = fetch(&[request], &cache, &options).await.unwrap_err();
+
+    let FetchError::TooLarge { actual, limit, .. } = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(*actual, ReceivedSize::Announced(64 << 30));
+    assert_eq!(*limit, ByteSize::mib(1));
+    assert!(error.to_string().contains("1 MiB"), "{error}");
+    assert_eq!(
+        server.count("/huge.whl"),
+        1,
+        "a size over the limit is not retried"
+    );
+    assert_cache_empty(&cache);
+}
+
+#[tokio::test]
+async fn ok_body_within_the_limit_without_locked_size() {
+    let server = Server::start().await;
+    let request = without_size(served(
+        &server,
+        "unsized",
+        Behaviour::BodyUntilClose(content("unsized")),
+    ));
+    let folder = tempfile::tempdir().unwrap();
+    let cache = Cache::open(folder.path()).unwrap();
+    let options = FetchOptions {
+        max_artifact_size: ByteSize(content("unsized").len() as u64),
+        ..quick_options()
+    };
+
+    let paths = fetch(&[request], &cache, &options).await.unwrap();
+
+    assert_eq!(std::fs::read(&paths[0]).unwrap(), content("unsized"));
+}
+
+#[tokio::test]
+async fn err_dripping_body_fails_in_bounded_time() {
+    let server = Server::start().await;
+    let request = served(&server, "drip", Behaviour::Drip(Duration::from_millis(100)));
+    let folder = tempfile::tempdir().unwrap();
+    let cache = Cache::open(folder.path()).unwrap();
+    // Every single read comes well within the timeout: only the rate catches it.
+    let options = FetchOptions {
+        retries: 1,
+        timeout: Duration::from_secs(5),
+        min_rate: MinimumRate {
+            bytes_per_second: 1024,
+            window: Duration::from_secs(1),
+        },
+        ..FetchOptions::default()
+    };
+    let started = Instant::now();
+
+    let error = fetch(&[request], &cache, &options).await.unwrap_err();
+
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(6), "took {elapsed:?}");
+    assert!(
+        matches!(error, FetchError::RetriesExhausted { attempts: 2, .. }),
+        "{error:?}"
+    );
+    let text = error.to_string();
+    for part in [
+        "minimum transfer rate of 1 KiB/s",
+        "--min-transfer-rate",
+        "/drip.whl",
+    ] {
+        assert!(text.contains(part), "{part} missing from: {text}");
+    }
+    assert_eq!(server.count("/drip.whl"), 2);
+    assert_cache_empty(&cache);
+}
+
+#[tokio::test]
+async fn err_not_found_never_shows_a_query_token() {
+    let server = Server::start().await;
+    let mut request = served(&server, "private", Behaviour::Status(404));
+    let ArtifactLocation::Url(url) = &mut request.artifact.location else {
+        unreachable!()
+    };
+    url.set_query(Some("token=secret-token&expires=123"));
+    url.set_username("alice").unwrap();
+    url.set_password(Some("S3cret")).unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let cache = Cache::open(folder.path()).unwrap();
+
+    let error = fetch(&[request], &cache, &quick_options())
+        .await
+        .unwrap_err();
+
+    let text = format!("{error} {error:?}");
+    for secret in ["secret", "S3cret", "alice", "123"] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+    assert!(
+        error.to_string().contains(&format!(
+            "http://***@{}/private.whl?token=***&expires=***",
+            server.address
+        )),
+        "{error}"
+    );
+    assert!(error.to_string().contains("404"), "{error}");
+}
+
+#[tokio::test]
+async fn redirect_to_another_host_gets_no_credentials_and_no_referer() {
+    let origin = Server::start().await;
+    let other = Server::start().await;
+    let bytes = content("moved");
+    other.add("/files/moved.whl", &bytes, Behaviour::Serve);
+    let mut request = served(
+        &origin,
+        "moved",
+        Behaviour::Redirect(other.url("/files/moved.whl").to_string()),
+    );
+    let ArtifactLocation::Url(url) = &mut request.artifact.location else {
+        unreachable!()
+    };
+    url.set_query(Some("token=query-secret"));
+    url.set_username("alice").unwrap();
+    url.set_password(Some("url-secret")).unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let cache = Cache::open(folder.path()).unwrap();
+
+    let paths = fetch(&[request], &cache, &quick_options()).await.unwrap();
+
+    assert_eq!(std::fs::read(&paths[0]).unwrap(), bytes);
+    let origin_heads = origin.heads().join("").to_ascii_lowercase();
+    assert!(
+        origin_heads.contains("authorization: basic"),
+        "{origin_heads}"
+    );
+    let other_heads = other.heads();
+    assert_eq!(other_heads.len(), 1);
+    let head = other_heads[0].to_ascii_lowercase();
+    for leaked in ["authorization", "referer", "secret", "alice"] {
+        assert!(
+            !head.contains(leaked),
+            "{leaked} reached the other host: {head}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn err_local_paths_that_are_not_regular_files() {
+    let folder = tempfile::tempdir().unwrap();
+    let cache = Cache::open(folder.path()).unwrap();
+    let fifo = folder.path().join("fifo.whl");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let cases = [
+        (PathBuf::from("/dev/zero"), "a device"),
+        (fifo, "a fifo"),
+        (folder.path().to_path_buf(), "a directory"),
+    ];
+    for (path, kind) in cases {
+        let mut request = request("odd", ArtifactLocation::Path(path.clone()), b"x");
+        request.artifact.size = None;
+        // A fifo would block a reader for ever: the check must come before reading.
+        let error = tokio::time::timeout(
+            Duration::from_secs(10),
+            fetch(&[request], &cache, &quick_options()),
+        )
+        .await
+        .expect("refused at once")
+        .unwrap_err();
+        let FetchError::NotARegularFile { kind: found, .. } = &error else {
+            panic!("{path:?}: {error:?}")
+        };
+        assert_eq!(*found, kind);
+        let text = error.to_string();
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(text.contains("not a regular file"), "{text}");
+        assert_cache_empty(&cache);
+    }
+}
+
+#[tokio::test]
+async fn err_local_file_over_the_limit_without_locked_size() {
+    let source = tempfile::tempdir().unwrap();
+    let path = source.path().join("big-1.0-py3-none-any.whl");
+    std::fs::write(&path, vec![0u8; 4096]).unwrap();
+    let mut request = request("big", ArtifactLocation::Path(path.clone()), b"");
+    request.artifact.size = None;
+    let folder = tempfile::tempdir().unwrap();
+    let cache = Cache::open(folder.path()).unwrap();
+    let options = FetchOptions {
+        max_artifact_size: ByteSize::kib(1),
+        ..quick_options()
+    };
+
+    let error = fetch(&[request], &cache, &options).await.unwrap_err();
+
+    let FetchError::TooLarge { actual, .. } = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(*actual, ReceivedSize::Exactly(4096));
+    let text = error.to_string();
+    assert!(
+        text.contains("1 KiB") && text.contains(&path.display().to_string()),
+        "{text}"
+    );
+    assert_cache_empty(&cache);
+}
+
+/// Issue 8, item 2: a host that refuses connections is tried once, then skipped for
+/// the rest of the run, instead of being retried for every package.
+#[tokio::test]
+async fn err_unreachable_host_is_tried_once_per_run() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let requests: Vec<FetchRequest> = ["one", "two", "three"]
+        .iter()
+        .map(|name| {
+            let url = url::Url::parse(&format!("http://127.0.0.1:{port}/{name}.whl")).unwrap();
+            request(name, ArtifactLocation::Url(url), &content(name))
+        })
+        .collect();
+    let folder = tempfile::tempdir().unwrap();
+    let cache = Cache::open(folder.path()).unwrap();
+    // Retried with backoff, each would take seconds; one run shares one record.
+    let options = FetchOptions {
+        jobs: 1,
+        retries: 4,
+        ..quick_options()
+    };
+    let started = Instant::now();
+
+    let error = fetch(&requests[..1], &cache, &options).await.unwrap_err();
+    let again = fetch(&requests[1..], &cache, &options.clone())
+        .await
+        .unwrap_err();
+
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    for error in [&error, &again] {
+        assert!(matches!(error, FetchError::Unreachable { .. }), "{error:?}");
+        let text = error.to_string();
+        assert!(
+            text.contains(&format!("`127.0.0.1:{port}` cannot be reached")),
+            "{text}"
+        );
+        assert!(text.contains("not try it again"), "{text}");
+    }
+    // A new run tries again.
+    let fresh = fetch(&requests[..1], &cache, &quick_options())
+        .await
+        .unwrap_err();
+    assert!(matches!(fresh, FetchError::Unreachable { .. }), "{fresh:?}");
 }

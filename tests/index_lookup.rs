@@ -299,7 +299,8 @@ async fn err_project_on_no_index_lists_them_without_credentials() {
         message,
         format!(
             "package `no-such-project` 1.0 is on none of the package indexes searched:\n  - {}\n  - {}\ncheck the package name and the index configuration (`--index-url`, `--extra-index-url`, `--find-links`, `PIP_INDEX_URL`, `UV_DEFAULT_INDEX`, pip.conf)",
-            html.url, server.url
+            html.url,
+            server.url.replace("http://", "http://***@")
         )
     );
 }
@@ -506,5 +507,163 @@ fn malformed_fixtures_point_at_the_line() {
     assert!(
         error.contains("bad-pipfile/Pipfile.lock:17:13`: expected `,` or `}`"),
         "{error}"
+    );
+}
+
+/// Defect 11: a PEP 691 entry with the wrong `size` is reported as a size mismatch,
+/// with both sizes, before anything enters the cache.
+#[tokio::test]
+async fn err_index_entry_with_the_wrong_size_is_a_size_mismatch() {
+    let pinned = pinned_wheels().remove(0);
+    let size = fs_err::metadata(fixtures().wheels.join(&pinned.filename))
+        .unwrap()
+        .len();
+    let page = serde_json::json!({
+        "meta": {"api-version": "1.1"},
+        "name": pinned.name,
+        "files": [{
+            "filename": pinned.filename,
+            "url": format!("../../files/{}", pinned.filename),
+            "hashes": {"sha256": pinned.sha256},
+            "size": size + 7,
+        }],
+    });
+    let html = HtmlIndex::start(HtmlIndexSetup {
+        folder: Some(fixtures().wheels.clone()),
+        pages: BTreeMap::from([(format!("/simple/{}/", pinned.name), page.to_string())]),
+        ..HtmlIndexSetup::default()
+    });
+    let config = IndexConfig::from_parts(vec![index(&html.url)], Vec::new());
+    let resolved = resolve_lookups(
+        vec![lookup_package(&pinned, true)],
+        &[],
+        &config,
+        &options(),
+    )
+    .await
+    .unwrap();
+    let PackageSource::Distributions { wheels, .. } = &resolved[0].source else {
+        panic!("not resolved: {resolved:?}");
+    };
+    assert_eq!(wheels[0].size, Some(size + 7));
+    let scratch = scratch_dir("index-size-");
+    let cache = Cache::open(scratch.path()).unwrap();
+    let request = FetchRequest {
+        package: resolved[0].name.clone(),
+        version: pinned.version.clone(),
+        artifact: wheels[0].clone(),
+    };
+
+    let error = fetch_all(&[request], &cache, &options(), Arc::new(NoProgress))
+        .await
+        .unwrap_err();
+
+    let message = error.to_string();
+    for part in [
+        "size mismatch".to_string(),
+        format!("expected {} bytes", size + 7),
+        format!("{size} bytes"),
+    ] {
+        assert!(message.contains(&part), "{part} missing from: {message}");
+    }
+    assert!(!message.contains("was expected"), "{message}");
+    assert_eq!(
+        fs_err::read_dir(scratch.path().join("wheels/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+/// Defect 6: an index page dripping one byte at a time fails in bounded time.
+#[tokio::test]
+async fn err_dripping_index_page_fails_in_bounded_time() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/simple/", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if stream.read(&mut byte).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 100000\r\n\r\n",
+                );
+                while stream.write_all(b" ").is_ok() {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            });
+        }
+    });
+    let config = IndexConfig::from_parts(vec![index(&url)], Vec::new());
+    let options = FetchOptions {
+        retries: 1,
+        min_rate: envbuild::http::MinimumRate {
+            bytes_per_second: 1024,
+            window: std::time::Duration::from_secs(1),
+        },
+        ..FetchOptions::default()
+    };
+    let started = std::time::Instant::now();
+
+    let error = resolve_lookups(
+        vec![lookup_package(&pinned_wheels()[0], true)],
+        &[],
+        &config,
+        &options,
+    )
+    .await
+    .unwrap_err();
+
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("minimum transfer rate of 1 KiB/s"),
+        "{message}"
+    );
+    assert!(message.contains(&url), "{message}");
+}
+
+/// Issue 8, item 2: an index that refuses connections costs one attempt for the whole
+/// run, not retries for every package.
+#[tokio::test]
+async fn err_unreachable_index_is_tried_once() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/simple/");
+    let config = IndexConfig::from_parts(vec![index(&url)], Vec::new());
+    let options = FetchOptions {
+        retries: 4,
+        ..FetchOptions::default()
+    };
+    let started = std::time::Instant::now();
+
+    let error = resolve_lookups(lookups(true), &[], &config, &options)
+        .await
+        .unwrap_err();
+
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("`127.0.0.1:{port}` cannot be reached")),
+        "{message}"
     );
 }

@@ -38,6 +38,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::netrc::Netrc;
+use crate::http::redact_text;
 
 /// Index settings given on the command line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -849,16 +850,6 @@ fn parse_ini(
     Ok(sections)
 }
 
-/// Remove `user:password@` from a URL-like text that did not parse.
-pub(crate) fn redact_text(written: &str) -> String {
-    match (written.find("://"), written.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}{}", &written[..scheme_end + 3], &written[at + 1..])
-        }
-        _ => written.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1178,7 +1169,7 @@ mod tests {
             config.describe(),
             [
                 "extra index: https://netrc.example/simple/ (from `--extra-index-url`)",
-                "default index: https://url.example/simple/ (from `--index-url`)"
+                "default index: https://***@url.example/simple/ (from `--index-url`)"
             ]
         );
     }
@@ -1211,7 +1202,7 @@ mod tests {
                 &IndexFlags::default(),
                 &[("PIP_INDEX_URL", "https://user:secret@bad host/simple/")]
             ),
-            "the index URL `https://bad host/simple/` from `PIP_INDEX_URL` is not a URL: invalid international domain name; write an absolute `http://` or `https://` URL"
+            "the index URL `https://***@bad host/simple/` from `PIP_INDEX_URL` is not a URL: invalid international domain name; write an absolute `http://` or `https://` URL"
         );
         assert_eq!(
             setup.resolve_error(
@@ -1221,7 +1212,7 @@ mod tests {
                 },
                 &[]
             ),
-            "the index URL `ftp://mirror.example/simple/` from `--index-url` uses the scheme `ftp`, but package indexes are read over `http` or `https` (use `--find-links` for a local folder)"
+            "the index URL `ftp://***@mirror.example/simple/` from `--index-url` uses the scheme `ftp`, but package indexes are read over `http` or `https` (use `--find-links` for a local folder)"
         );
     }
 

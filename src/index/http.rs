@@ -1,22 +1,19 @@
-//! GET with the retry policy `fetch` uses for downloads: transient failures (connection
-//! errors, timeouts, a broken body, HTTP 408, 429 and 5xx) are retried up to
-//! `FetchOptions::retries` times with exponential backoff and jitter (0.5 s doubling,
-//! capped at 10 s), or after the server's `Retry-After` (capped at 30 s). Any other
-//! status is handed back to the caller, which knows what a 404 means for it.
-//! The policy itself lives in `crate::retry`, shared with `fetch` and the registry
-//! client.
-
-use std::time::Duration;
+//! GET of index pages, through [`crate::http`]: the retry loop under the policy of
+//! `fetch` (transient failures, that is connection errors, timeouts, a broken, stalled
+//! or too slow body, HTTP 408, 429 and 5xx, are retried up to `FetchOptions::retries`
+//! times with backoff and jitter, or after the server's `Retry-After`), a deadline for
+//! the answer's head and [`FetchOptions::min_rate`] for its body. Any other status is
+//! handed back to the caller, which knows what a 404 means for it.
 
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
-use crate::retry::{
-    BACKOFF_BASE, BACKOFF_MAX, backoff, is_transient_status, render_chain, retry_after,
-};
+use crate::fetch::FetchOptions;
+use crate::http::retry::{Failure, RetryError, is_transient_status, retry, retry_after};
+use crate::http::{Body, ByteSize, ReadError, redact_url};
 
 /// Largest page accepted (the biggest projects' JSON pages are tens of MiB).
-const BODY_MAX: u64 = 512 * 1024 * 1024;
+const BODY_MAX: ByteSize = ByteSize::mib(512);
 
 /// A response whose status retrying would not change.
 pub(crate) struct Fetched {
@@ -36,66 +33,55 @@ pub(crate) enum HttpFailure {
     Fatal { cause: String },
 }
 
-enum Attempt {
-    Done(Fetched),
-    Transient {
-        cause: String,
-        retry_after: Option<Duration>,
-    },
-    Fatal(String),
-}
-
-/// GET `url`, asking for `accept`, retrying transient failures `retries` times.
+/// GET `url`, asking for `accept`, retrying transient failures as `options` say.
 pub(crate) async fn get(
     client: &reqwest::Client,
     url: &url::Url,
     accept: &str,
-    retries: u32,
+    options: &FetchOptions,
 ) -> Result<Fetched, HttpFailure> {
-    let mut attempt: u32 = 0;
-    loop {
-        match get_once(client, url, accept).await {
-            Attempt::Done(fetched) => return Ok(fetched),
-            Attempt::Fatal(cause) => return Err(HttpFailure::Fatal { cause }),
-            Attempt::Transient { cause, retry_after } => {
-                if attempt >= retries {
-                    return Err(HttpFailure::Exhausted {
-                        attempts: attempt + 1,
-                        last_cause: cause,
-                    });
-                }
-                let delay =
-                    retry_after.unwrap_or_else(|| backoff(attempt, BACKOFF_BASE, BACKOFF_MAX));
-                tracing::warn!(
-                    url = %super::redact(url),
-                    "index request attempt {} failed: {cause}; retrying in {:.1} s",
-                    attempt + 1,
-                    delay.as_secs_f64()
-                );
-                tokio::time::sleep(delay).await;
-                attempt += 1;
-            }
-        }
-    }
+    let outcome = retry(
+        options.retry_policy(),
+        || get_once(client, url, accept, options),
+        |retrying| {
+            tracing::warn!(
+                url = %redact_url(url),
+                "index request attempt {} failed: {}; retrying in {:.1} s",
+                retrying.attempt,
+                retrying.cause,
+                retrying.delay.as_secs_f64()
+            );
+        },
+    )
+    .await;
+    outcome.map_err(|error| match error {
+        RetryError::Fatal(cause) => HttpFailure::Fatal { cause },
+        RetryError::Exhausted {
+            attempts,
+            last_cause,
+        } => HttpFailure::Exhausted {
+            attempts,
+            last_cause,
+        },
+    })
 }
 
-async fn get_once(client: &reqwest::Client, url: &url::Url, accept: &str) -> Attempt {
-    let response = match client.get(url.clone()).header(ACCEPT, accept).send().await {
-        Ok(response) => response,
-        Err(error) => return classify(error),
-    };
+async fn get_once(
+    client: &reqwest::Client,
+    url: &url::Url,
+    accept: &str,
+    options: &FetchOptions,
+) -> Result<Fetched, Failure<String>> {
+    let request = client.get(url.clone()).header(ACCEPT, accept);
+    let response = crate::http::send(request, options.timeout, &options.unreachable_hosts)
+        .await
+        .map_err(|failure| failure.map_fatal(|error| error.to_string()))?;
     let status = response.status();
     if is_transient_status(status) {
-        return Attempt::Transient {
+        return Err(Failure::Transient {
             cause: format!("the server answered {status}"),
             retry_after: retry_after(response.headers()),
-        };
-    }
-    if response
-        .content_length()
-        .is_some_and(|length| length > BODY_MAX)
-    {
-        return Attempt::Fatal(format!("the page is larger than {BODY_MAX} bytes"));
+        });
     }
     let final_url = response.url().clone();
     let content_type = response
@@ -103,43 +89,17 @@ async fn get_once(client: &reqwest::Client, url: &url::Url, accept: &str) -> Att
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .map(str::to_string);
-    let mut response = response;
-    let mut body = Vec::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                body.extend_from_slice(&chunk);
-                if body.len() as u64 > BODY_MAX {
-                    return Attempt::Fatal(format!("the page is larger than {BODY_MAX} bytes"));
-                }
-            }
-            Ok(None) => break,
-            Err(error) => return classify(error),
-        }
-    }
-    Attempt::Done(Fetched {
+    let body = Body::new(response, options.timeout, options.min_rate)
+        .read_to_end(BODY_MAX)
+        .await
+        .map_err(|error| match error {
+            ReadError::Body(error) => Failure::transient(error.to_string()),
+            too_large @ ReadError::TooLarge { .. } => Failure::Fatal(too_large.to_string()),
+        })?;
+    Ok(Fetched {
         status,
         url: final_url,
         content_type,
         body,
     })
-}
-
-fn classify(error: reqwest::Error) -> Attempt {
-    // Drop the client's copy of the URL: callers name it without credentials.
-    let error = error.without_url();
-    let cause = render_chain(&error);
-    if error.is_timeout()
-        || error.is_connect()
-        || error.is_request()
-        || error.is_body()
-        || error.is_decode()
-    {
-        Attempt::Transient {
-            cause,
-            retry_after: None,
-        }
-    } else {
-        Attempt::Fatal(cause)
-    }
 }

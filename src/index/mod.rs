@@ -23,7 +23,5 @@ pub use config::{
 };
 pub use resolve::{IndexError, resolve_lookups, resolve_lookups_cached};
 
-/// `url` as it may be printed: without user name or password.
-pub fn redact(url: &url::Url) -> String {
-    crate::lock::ArtifactLocation::Url(url.clone()).to_string()
-}
+/// `url` as it may be printed: the one rule of [`crate::http::redact_url`].
+pub use crate::http::redact_url as redact;

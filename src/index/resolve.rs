@@ -88,7 +88,7 @@ pub enum IndexError {
     },
     /// The index refused access.
     #[error(
-        "`{url}` answered {status} when looking up `{package}`: the index refused access; give credentials in the index URL (`https://user:token@host/simple/`) or in `~/.netrc`"
+        "`{url}` answered {status} when looking up `{package}`: the index refused access; give credentials in the index URL (as `user:token@` before its host) or in `~/.netrc`"
     )]
     AccessDenied {
         /// The package.
@@ -505,7 +505,7 @@ impl Context<'_> {
     }
 
     async fn get(&self, url: &url::Url, accept: &str) -> Result<Fetched, IndexError> {
-        simple::get_page(self.client, url, accept, self.options.retries)
+        simple::get_page(self.client, url, accept, self.options)
             .await
             .map_err(|failure| match failure {
                 HttpFailure::Exhausted {

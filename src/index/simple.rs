@@ -216,14 +216,14 @@ pub(crate) fn hash_file(path: &Path) -> std::io::Result<(Sha256Digest, u64)> {
     Ok(reader.finish())
 }
 
-/// GET a page, with the retries of [`http::get`].
+/// GET a page, with the retries and transfer bounds of [`http::get`].
 pub(crate) async fn get_page(
     client: &reqwest::Client,
     url: &url::Url,
     accept: &str,
-    retries: u32,
+    options: &crate::fetch::FetchOptions,
 ) -> Result<Fetched, http::HttpFailure> {
-    http::get(client, url, accept, retries).await
+    http::get(client, url, accept, options).await
 }
 
 /// Decode `%XX` escapes; malformed ones, or bytes that are not UTF-8, leave the text as

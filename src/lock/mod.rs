@@ -105,15 +105,8 @@ pub enum ArtifactLocation {
 impl fmt::Display for ArtifactLocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Url(url) => {
-                // Never print credentials embedded in a URL.
-                let mut shown = url.clone();
-                if !shown.username().is_empty() || shown.password().is_some() {
-                    let _ = shown.set_username("");
-                    let _ = shown.set_password(None);
-                }
-                write!(f, "{shown}")
-            }
+            // Never print credentials embedded in a URL.
+            Self::Url(url) => f.write_str(&crate::http::redact_url(url)),
             Self::Path(path) => write!(f, "{}", path.display()),
         }
     }

@@ -27,6 +27,7 @@ use super::{
     PackageSource,
 };
 use crate::digest::Sha256Digest;
+use crate::http::redact_text;
 
 /// The newest `pipfile-spec` envbuild reads.
 const PIPFILE_SPEC: u64 = 6;
@@ -626,16 +627,6 @@ fn parse_entry(
     })
 }
 
-/// Remove `user:password@` from a URL-like text that did not parse.
-fn redact_text(written: &str) -> String {
-    match (written.find("://"), written.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}{}", &written[..scheme_end + 3], &written[at + 1..])
-        }
-        _ => written.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -1001,7 +992,7 @@ mod tests {
         );
         let error = parse_error(&text);
         assert!(!error.contains("token"), "{error}");
-        assert!(error.starts_with("invalid lockfile `/work/project/Pipfile.lock`: `_meta.sources` entry `private` has `url` `https://pkgs example/simple/`"), "{error}");
+        assert!(error.starts_with("invalid lockfile `/work/project/Pipfile.lock`: `_meta.sources` entry `private` has `url` `https://***@pkgs example/simple/`"), "{error}");
     }
 
     #[test]

@@ -41,6 +41,7 @@ use super::{
     PackageSource,
 };
 use crate::digest::Sha256Digest;
+use crate::http::redact_text;
 
 /// Errors from a `poetry.lock`: the file is malformed, or it cannot be installed on the
 /// chosen target.
@@ -1044,16 +1045,6 @@ fn parse_package(
     })
 }
 
-/// Remove `user:password@` from a URL-like text that did not parse.
-fn redact_text(written: &str) -> String {
-    match (written.find("://"), written.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}{}", &written[..scheme_end + 3], &written[at + 1..])
-        }
-        _ => written.to_string(),
-    }
-}
-
 fn file_name(written: &str) -> String {
     written
         .rsplit(['/', '\\'])
@@ -1652,7 +1643,10 @@ content-hash = "x"
         );
         let error = parse_error(&text);
         assert!(!error.contains("secret"), "{error}");
-        assert!(error.contains("`https://pkgs example/simple`"), "{error}");
+        assert!(
+            error.contains("`https://***@pkgs example/simple`"),
+            "{error}"
+        );
     }
 
     #[test]

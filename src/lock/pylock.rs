@@ -991,7 +991,7 @@ fn parse_package(
                 place: place.clone(),
                 package: package_label.clone(),
                 key: "index".to_string(),
-                value: written.clone(),
+                value: crate::http::redact_text(&written),
                 reason: error.to_string(),
             })
         })
@@ -1187,7 +1187,7 @@ impl PackageContext<'_> {
                     place: place.to_string(),
                     package: self.package.to_string(),
                     key: format!("{}.url", label.trim_matches('`')),
-                    value: written.clone(),
+                    value: crate::http::redact_text(written),
                     reason: error.to_string(),
                 })
             })

@@ -47,6 +47,7 @@ use super::{
     PackageSource,
 };
 use crate::digest::Sha256Digest;
+use crate::http::redact_text;
 use crate::wheel::filename::WheelFilename;
 
 /// The hint every "regenerate the file" message ends with.
@@ -611,7 +612,7 @@ impl Parser<'_> {
             return self.global_options(place, &tokens, folder, mode);
         }
         let (written_requirement, _) = split_requirement_and_options(written);
-        let written_requirement = redact_urls(written_requirement.trim());
+        let written_requirement = redact_text(written_requirement.trim());
         let line_options = requirement_options(place, &tokens)?;
         match mode {
             Mode::Requirements => {
@@ -685,14 +686,14 @@ impl Parser<'_> {
                     let value = take_value()?;
                     return Err(RequirementsError::EditableRequirement {
                         place: place.to_string(),
-                        requirement: redact_urls(&value),
+                        requirement: redact_text(&value),
                     });
                 }
                 "--only-binary" | "--no-binary" | "--trusted-host" | "--use-feature" => {
                     let value = take_value()?;
                     tracing::debug!(
                         "`{place}`: ignoring `{option} {}`: envbuild installs pinned wheels only",
-                        redact_urls(&value)
+                        redact_text(&value)
                     );
                 }
                 "--prefer-binary" | "--pre" | "--require-hashes" => {
@@ -710,7 +711,7 @@ impl Parser<'_> {
                 _ => {
                     return Err(RequirementsError::UnknownOption {
                         place: place.to_string(),
-                        option: redact_urls(option),
+                        option: redact_text(option),
                     });
                 }
             }
@@ -728,7 +729,7 @@ impl Parser<'_> {
         if value.contains("://") {
             return Err(RequirementsError::RemoteInclude {
                 place: place.to_string(),
-                url: redact_urls(value),
+                url: redact_text(value),
             });
         }
         let path = folder.join(value);
@@ -943,7 +944,7 @@ fn requirement_options(place: &str, tokens: &[String]) -> Result<LineOptions, Re
             _ => {
                 return Err(RequirementsError::UnknownOption {
                     place: place.to_string(),
-                    option: redact_urls(option),
+                    option: redact_text(option),
                 });
             }
         }
@@ -955,7 +956,7 @@ fn parse_index_url(place: &str, option: &str, value: &str) -> Result<url::Url, R
     url::Url::parse(value).map_err(|error| RequirementsError::InvalidIndexUrl {
         place: place.to_string(),
         option: option.to_string(),
-        value: redact_urls(value),
+        value: redact_text(value),
         reason: error.to_string(),
     })
 }
@@ -1331,34 +1332,6 @@ fn url_filename(url: &url::Url) -> Option<String> {
             .decode_utf8()
             .map_or_else(|_| segment.to_string(), |decoded| decoded.into_owned()),
     )
-}
-
-/// Remove `user:password@` from every URL in `text`, so that messages never show
-/// credentials.
-fn redact_urls(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("://") {
-        let authority_start = start + 3;
-        out.push_str(&rest[..authority_start]);
-        let after = &rest[authority_start..];
-        let authority_length = after
-            .find(|character: char| {
-                matches!(character, '/' | '?' | '#') || character.is_whitespace()
-            })
-            .unwrap_or(after.len());
-        let authority = &after[..authority_length];
-        match authority.rfind('@') {
-            Some(at) => {
-                out.push_str("****");
-                out.push_str(&authority[at..]);
-            }
-            None => out.push_str(authority),
-        }
-        rest = &after[authority_length..];
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
@@ -1815,11 +1788,7 @@ pysocks==1.7.1 \
         let error =
             parse_error("private @ https://token:secret@127.0.0.1/private-1.0-py3-none-any.whl\n");
         assert!(!error.contains("secret"), "{error}");
-        assert!(error.contains("https://****@127.0.0.1/private"), "{error}");
-        assert_eq!(
-            redact_urls("a https://u:p@h/x b http://h2/y --i=https://t@h3"),
-            "a https://****@h/x b http://h2/y --i=https://****@h3"
-        );
+        assert!(error.contains("https://***@127.0.0.1/private"), "{error}");
     }
 
     #[test]

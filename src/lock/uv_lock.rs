@@ -37,6 +37,7 @@ use super::{
     Artifact, ArtifactLocation, GroupSelection, LockedPackage, PackageName, PackageSource,
 };
 use crate::digest::Sha256Digest;
+use crate::http::redact_text;
 
 /// The `uv.lock` schema version envbuild reads.
 const SUPPORTED_VERSION: i64 = 1;
@@ -486,7 +487,7 @@ struct LockSource {
 
 impl fmt::Display for LockSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} = \"{}\"", self.kind.key(), redact_url(&self.value))
+        write!(f, "{} = \"{}\"", self.kind.key(), redact_text(&self.value))
     }
 }
 
@@ -1696,11 +1697,11 @@ impl ArtifactContext<'_> {
                     return Err(UvLockError::MissingGitCommit {
                         place: self.place.to_string(),
                         package: self.package.to_string(),
-                        url: redact_url(&self.source.value),
+                        url: redact_text(&self.source.value),
                     });
                 }
                 Ok(PackageSource::Vcs {
-                    url: redact_url(url),
+                    url: redact_text(url),
                     commit_id: commit.to_string(),
                 })
             }
@@ -1748,7 +1749,7 @@ impl ArtifactContext<'_> {
                 place: place.to_string(),
                 package: self.package.to_string(),
                 key: key(key_name),
-                value: redact_url(written),
+                value: redact_text(written),
                 reason: error.to_string(),
             })
         };
@@ -1861,18 +1862,6 @@ fn url_filename(url: &url::Url) -> Option<String> {
 /// Whether a source path is the lockfile's own folder.
 fn is_own_folder(path: &str) -> bool {
     matches!(path, "." | "./" | "")
-}
-
-/// Remove `user:password@` from anything that looks like a URL.
-fn redact_url(text: &str) -> String {
-    match url::Url::parse(text) {
-        Ok(mut url) if !url.username().is_empty() || url.password().is_some() => {
-            let _ = url.set_username("");
-            let _ = url.set_password(None);
-            url.to_string()
-        }
-        _ => text.to_string(),
-    }
 }
 
 fn describe_version(package: &LockedPackage) -> String {
@@ -2329,7 +2318,7 @@ wheels = [{ url = "https://example.com/files/encoded-1.0%2Blocal-py3-none-any.wh
         assert_eq!(
             by_name["from-git"],
             &PackageSource::Vcs {
-                url: "https://git.example.com/org/repo?rev=main".to_string(),
+                url: "https://git.example.com/org/repo?rev=***".to_string(),
                 commit_id: "0123456789abcdef0123456789abcdef01234567".to_string(),
             }
         );
@@ -2617,7 +2606,7 @@ source = { git = "https://user:secret@git.example.com/org/repo" }
         let error = parse_error(text);
         assert!(!error.contains("secret"), "{error}");
         assert!(
-            error.contains("https://git.example.com/org/repo"),
+            error.contains("https://***@git.example.com/org/repo"),
             "{error}"
         );
     }

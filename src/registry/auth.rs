@@ -22,6 +22,8 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde::Deserialize;
 
+use crate::http::{Body, ByteSize, MinimumRate, redact_url};
+
 /// The key Docker Hub's credentials are stored under in `config.json`, and the server
 /// URL its credential helpers are asked about.
 const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
@@ -1428,7 +1430,7 @@ impl Authenticator {
                 if *count >= 2 {
                     return Err(AuthError::TokenRejected {
                         registry: self.registry.clone(),
-                        realm: redacted(&realm),
+                        realm: redact_url(&realm),
                     });
                 }
             }
@@ -1596,25 +1598,24 @@ impl Authenticator {
         if !status.is_success() {
             return Err(AuthError::TokenStatus {
                 registry: self.registry.clone(),
-                realm: redacted(realm),
+                realm: redact_url(realm),
                 status,
             });
         }
         let invalid = |reason: &str| AuthError::TokenResponseInvalid {
             registry: self.registry.clone(),
-            realm: redacted(realm),
+            realm: redact_url(realm),
             reason: reason.to_string(),
         };
-        if response
-            .content_length()
-            .is_some_and(|length| length > MAX_ANSWER)
-        {
-            return Err(invalid("the answer is larger than 1 MiB"));
-        }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|source| self.token_request_error(realm, source))?;
+        // Bounded in size and time: an endless or dripping token answer fails.
+        let body = Body::new(
+            response,
+            super::tls::REGISTRY_TIMEOUT,
+            MinimumRate::default(),
+        )
+        .read_to_end(ByteSize(MAX_ANSWER))
+        .await
+        .map_err(|error| invalid(&format!("it could not be read: {error}")))?;
         let answer: TokenAnswer = serde_json::from_slice(&body)
             .map_err(|_| invalid("it is not JSON with a `token` or `access_token`"))?;
         let token = answer
@@ -1634,7 +1635,7 @@ impl Authenticator {
     fn token_request_error(&self, realm: &url::Url, source: reqwest::Error) -> AuthError {
         AuthError::TokenRequest {
             registry: self.registry.clone(),
-            realm: redacted(realm),
+            realm: redact_url(realm),
             source: source.without_url(),
         }
     }
@@ -1651,15 +1652,6 @@ fn usable_for(expires_in: Option<u64>) -> Duration {
     );
     let margin = (lifetime / 4).min(Duration::from_secs(30));
     lifetime - margin
-}
-
-/// A URL as messages show it: without user information or query.
-fn redacted(url: &url::Url) -> String {
-    let mut url = url.clone();
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    url.set_query(None);
-    url.to_string()
 }
 
 #[cfg(test)]

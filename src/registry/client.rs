@@ -12,7 +12,10 @@
 //!   sent again; a second 401, or a 403, is [`RegistryError::Denied`];
 //! - connection errors, timeouts, 408, 429 and 5xx are transient: [`Registry::send`]
 //!   retries them up to [`RegistryOptions::retries`] times with exponential backoff and
-//!   jitter, or after the registry's `Retry-After` (capped at [`crate::retry::RETRY_AFTER_MAX`]).
+//!   jitter, or after the registry's `Retry-After` (capped at
+//!   [`crate::http::retry::RETRY_AFTER_MAX`]), in the one loop of [`crate::http::retry`];
+//! - the answer's head must come within the timeout (plus time to send the body), and
+//!   bodies are read under the read timeout and [`RegistryOptions::min_rate`].
 //!
 //! Requests that change an upload session (`PATCH`, the closing `PUT`) are not retried
 //! in place: whether a failed one reached the registry is unknown, so the caller asks
@@ -32,7 +35,9 @@ use super::auth::{self, Authenticator, Scope};
 use super::error::{RegistryError, error_detail};
 use super::reference::api_host;
 use super::{Counters, Registry, tls};
-pub(crate) use crate::retry::{is_transient_status, render_chain, retry_after};
+use crate::http::retry::{RetryError, RetryPolicy, retry};
+pub(crate) use crate::http::retry::{is_transient_status, render_chain, retry_after};
+use crate::http::{Body, SendError};
 
 /// Most bytes of an error answer read for its message.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
@@ -96,18 +101,10 @@ impl Call {
 }
 
 /// Why one attempt failed.
-#[derive(Debug)]
-pub(crate) enum Failure {
-    /// Trying again may work.
-    Transient {
-        /// What happened, for the final message.
-        cause: String,
-        /// The registry's `Retry-After`, if it said.
-        retry_after: Option<Duration>,
-    },
-    /// Trying again will not help.
-    Fatal(RegistryError),
-}
+pub(crate) type Failure = crate::http::retry::Failure<RegistryError>;
+
+/// Why sending a request failed.
+type SendFailure = crate::http::retry::Failure<SendError>;
 
 impl From<RegistryError> for Failure {
     fn from(error: RegistryError) -> Self {
@@ -185,29 +182,35 @@ impl Registry {
             })?;
             let url = base.join("v2/").expect("a relative path joins");
             Counters::add(&self.counters.requests, 1);
-            let answer =
-                tokio::time::timeout(self.options.timeout, self.http.get(url).send()).await;
-            match answer {
-                Ok(Ok(response))
+            match crate::http::send(self.http.get(url), self.options.timeout, &self.unreachable)
+                .await
+            {
+                Ok(response)
                     if response.status().is_success()
                         || response.status() == StatusCode::UNAUTHORIZED =>
                 {
                     return Ok(base);
                 }
-                Ok(Ok(response)) if is_transient_status(response.status()) => {
+                Ok(response) if is_transient_status(response.status()) => {
                     return Err(Failure::Transient {
                         cause: format!("{scheme}: HTTP {}", response.status()),
                         retry_after: retry_after(response.headers()),
                     });
                 }
-                Ok(Ok(response)) => causes.push(format!("{scheme}: HTTP {}", response.status())),
-                Ok(Err(error)) => {
-                    causes.push(format!("{scheme}: {}", render_chain(&error.without_url())))
+                Ok(response) => causes.push(format!("{scheme}: HTTP {}", response.status())),
+                Err(SendFailure::Transient { cause, .. }) => {
+                    causes.push(format!("{scheme}: {cause}"))
                 }
-                Err(_) => causes.push(format!(
-                    "{scheme}: no answer within {} s",
-                    self.options.timeout.as_secs_f64()
-                )),
+                Err(SendFailure::Fatal(reason @ SendError::Unreachable { .. })) => {
+                    // The host itself is unreachable: no scheme nor retry will help.
+                    return Err(Failure::Fatal(RegistryError::Unreachable {
+                        registry: target.registry.to_string(),
+                        repository: target.repository.to_string(),
+                        what: "the registry's `/v2/` endpoint".to_string(),
+                        reason: Box::new(reason),
+                    }));
+                }
+                Err(SendFailure::Fatal(error)) => causes.push(format!("{scheme}: {error}")),
             }
         }
         Err(Failure::Transient {
@@ -265,20 +268,9 @@ impl Registry {
                 None => request,
             };
             Counters::add(&self.counters.requests, 1);
-            let response = match tokio::time::timeout(deadline, request.send()).await {
-                Err(_) => {
-                    return Err(Failure::Transient {
-                        cause: format!(
-                            "{}: no answer within {:.1} s",
-                            call.method,
-                            deadline.as_secs_f64()
-                        ),
-                        retry_after: None,
-                    });
-                }
-                Ok(Err(error)) => return Err(self.classify(target, call, error)),
-                Ok(Ok(response)) => response,
-            };
+            let response = crate::http::send(request, deadline, &self.unreachable)
+                .await
+                .map_err(|failure| self.classify(target, call, failure))?;
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED && same_host {
                 let challenge = response
@@ -333,46 +325,51 @@ impl Registry {
     }
 
     /// Run `attempt` until it succeeds, fails for good, or has failed transiently
-    /// [`RegistryOptions::retries`] + 1 times.
+    /// [`RegistryOptions::retries`] + 1 times (the loop of [`crate::http::retry`]).
     ///
     /// [`RegistryOptions::retries`]: super::RegistryOptions::retries
     pub(crate) async fn with_retries<T, F, Fut>(
         &self,
         target: Target<'_>,
         what: &str,
-        mut attempt: F,
+        attempt: F,
     ) -> Result<T, RegistryError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, Failure>>,
     {
-        let mut failures: u32 = 0;
-        loop {
-            match attempt().await {
-                Ok(value) => return Ok(value),
-                Err(Failure::Fatal(error)) => return Err(error),
-                Err(Failure::Transient { cause, retry_after }) => {
-                    failures += 1;
-                    if failures > self.options.retries {
-                        return Err(RegistryError::RetriesExhausted {
-                            registry: target.registry.to_string(),
-                            repository: target.repository.to_string(),
-                            what: what.to_string(),
-                            attempts: failures,
-                            cause,
-                        });
-                    }
-                    let delay = retry_after.unwrap_or_else(|| self.backoff(failures - 1));
-                    tracing::warn!(
-                        registry = target.registry,
-                        repository = target.repository,
-                        "{what}: attempt {failures} failed: {cause}; retrying in {:.1} s",
-                        delay.as_secs_f64()
-                    );
-                    Counters::add(&self.counters.retries, 1);
-                    tokio::time::sleep(delay).await;
-                }
-            }
+        let outcome = retry(self.retry_policy(), attempt, |retrying| {
+            tracing::warn!(
+                registry = target.registry,
+                repository = target.repository,
+                "{what}: attempt {} failed: {}; retrying in {:.1} s",
+                retrying.attempt,
+                retrying.cause,
+                retrying.delay.as_secs_f64()
+            );
+            Counters::add(&self.counters.retries, 1);
+        })
+        .await;
+        outcome.map_err(|error| match error {
+            RetryError::Fatal(error) => error,
+            RetryError::Exhausted {
+                attempts,
+                last_cause,
+            } => RegistryError::RetriesExhausted {
+                registry: target.registry.to_string(),
+                repository: target.repository.to_string(),
+                what: what.to_string(),
+                attempts,
+                cause: last_cause,
+            },
+        })
+    }
+
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            retries: self.options.retries,
+            initial_backoff: self.options.initial_backoff,
+            max_backoff: self.options.max_backoff,
         }
     }
 
@@ -380,11 +377,16 @@ impl Registry {
     /// `initial_backoff * 2^attempt`, capped at `max_backoff`. Jitter keeps parallel
     /// uploads from retrying in step.
     pub(crate) fn backoff(&self, attempt: u32) -> Duration {
-        crate::retry::backoff(
+        crate::http::retry::backoff(
             attempt,
             self.options.initial_backoff,
             self.options.max_backoff,
         )
+    }
+
+    /// `response`'s body, to be read under the timeout and the minimum rate.
+    pub(crate) fn body(&self, response: Response) -> Body {
+        Body::new(response, self.options.timeout, self.options.min_rate)
     }
 
     /// Turn an answer with a status other than `expected` into an error.
@@ -433,22 +435,32 @@ impl Registry {
         })
     }
 
-    /// Sort a client error into "retry" (connection, timeout, broken body) or "give up"
-    /// (a refused redirect, an unusable request).
-    fn classify(&self, target: Target<'_>, call: &Call, error: reqwest::Error) -> Failure {
-        // The message names the request itself; the URL may carry signed upload state.
-        let error = error.without_url();
-        if error.is_redirect() || error.is_builder() {
-            return Failure::Fatal(RegistryError::Redirect {
-                registry: target.registry.to_string(),
-                repository: target.repository.to_string(),
-                what: call.what.clone(),
-                reason: render_chain(&error),
-            });
-        }
-        Failure::Transient {
-            cause: format!("{}: {}", call.method, render_chain(&error)),
-            retry_after: None,
+    /// A failed send as the registry reports it: a transient cause names the method;
+    /// a fatal one (a refused redirect, an unusable request) is
+    /// [`RegistryError::Redirect`]. (The message names the request itself: the client's
+    /// URL, which may carry signed upload state, was already removed.)
+    fn classify(&self, target: Target<'_>, call: &Call, failure: SendFailure) -> Failure {
+        match failure {
+            SendFailure::Transient { cause, retry_after } => Failure::Transient {
+                cause: format!("{}: {cause}", call.method),
+                retry_after,
+            },
+            SendFailure::Fatal(reason @ SendError::Unreachable { .. }) => {
+                Failure::Fatal(RegistryError::Unreachable {
+                    registry: target.registry.to_string(),
+                    repository: target.repository.to_string(),
+                    what: call.what.clone(),
+                    reason: Box::new(reason),
+                })
+            }
+            SendFailure::Fatal(SendError::Client(error)) => {
+                Failure::Fatal(RegistryError::Redirect {
+                    registry: target.registry.to_string(),
+                    repository: target.repository.to_string(),
+                    what: call.what.clone(),
+                    reason: render_chain(&error),
+                })
+            }
         }
     }
 }
@@ -479,19 +491,24 @@ pub(crate) async fn read_error_detail(response: Response, timeout: Duration) -> 
     error_detail(&read_limited(response, ERROR_BODY_LIMIT, timeout).await)
 }
 
-/// Up to `limit` bytes of a body; whatever arrived when it fails or stalls.
+/// Up to `limit` bytes of a body; whatever arrived when it fails, or when `timeout`
+/// has passed in all (an error body is not worth waiting longer for, whatever pace it
+/// arrives at).
 pub(crate) async fn read_limited(
     mut response: Response,
     limit: usize,
     timeout: Duration,
 ) -> Vec<u8> {
     let mut bytes = Vec::new();
-    while bytes.len() < limit {
-        match tokio::time::timeout(timeout, response.chunk()).await {
-            Ok(Ok(Some(chunk))) => bytes.extend_from_slice(&chunk),
-            _ => break,
+    let _ = tokio::time::timeout(timeout, async {
+        while bytes.len() < limit {
+            match response.chunk().await {
+                Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+                _ => break,
+            }
         }
-    }
+    })
+    .await;
     bytes.truncate(limit);
     bytes
 }

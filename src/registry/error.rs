@@ -9,9 +9,9 @@ use std::path::PathBuf;
 use reqwest::StatusCode;
 
 use super::auth::AuthError;
-use super::tls::TlsError;
 use crate::cache::CacheError;
 use crate::digest::Sha256Digest;
+use crate::http::{ClientError, ReceivedSize, redact_text};
 use crate::oci::OciError;
 
 /// Errors from pulling or pushing images.
@@ -19,11 +19,13 @@ use crate::oci::OciError;
 #[non_exhaustive]
 pub enum RegistryError {
     /// The HTTP client for registries could not be built.
-    #[error("cannot set up the HTTP client for registries; check the CA file option")]
+    #[error(
+        "cannot set up the HTTP client for registries; check `--registry-ca-file` (`ENVBUILD_REGISTRY_CA_FILE`)"
+    )]
     Client {
         /// Why.
         #[source]
-        source: Box<TlsError>,
+        source: Box<ClientError>,
     },
     /// The credential store could not be read.
     #[error(
@@ -101,7 +103,8 @@ pub enum RegistryError {
     },
     /// Transient failures (connection errors, timeouts, 5xx, 429) went on after every retry.
     #[error(
-        "{what} in `{registry}/{repository}` failed {attempts} times; last cause: {cause}; check the network and the registry and run again (blobs already uploaded are not sent again)"
+        "{what} in `{registry}/{repository}` failed {attempts} times; last cause: {cause}; check the network and the registry and run again (blobs already uploaded are not sent again){}",
+        slow_hint(cause)
     )]
     RetriesExhausted {
         /// The registry.
@@ -128,6 +131,36 @@ pub enum RegistryError {
         expected: Sha256Digest,
         /// The digest of what arrived.
         actual: Sha256Digest,
+    },
+    /// The registry cannot be reached at all (its name does not resolve, or it
+    /// refuses connections): tried once, not retried.
+    #[error(
+        "{what} in `{registry}/{repository}` failed: {reason}; check the registry's name and port, and that it is running"
+    )]
+    Unreachable {
+        /// The registry.
+        registry: String,
+        /// The repository.
+        repository: String,
+        /// The request.
+        what: String,
+        /// The host and why (boxed, as it is large).
+        reason: Box<crate::http::SendError>,
+    },
+    /// Bytes received do not have the size their descriptor gives (checked before the
+    /// digest, so a wrong size is not reported as a wrong digest).
+    #[error(
+        "{what} from `{image}` has the wrong size: its descriptor says {expected} bytes, but the registry sent {actual}; the registry or something between it and envbuild altered it, or the manifest that describes it is wrong"
+    )]
+    SizeMismatch {
+        /// The registry and repository: `host[:port]/repository`.
+        image: String,
+        /// What was received, e.g. `blob sha256:…`.
+        what: String,
+        /// The size the descriptor gives.
+        expected: u64,
+        /// What arrived, or was announced.
+        actual: ReceivedSize,
     },
     /// The registry reports a digest for what was pushed that differs from envbuild's.
     #[error(
@@ -324,6 +357,15 @@ pub enum RegistryError {
     },
 }
 
+/// For a transfer below the minimum rate: how to lower it.
+fn slow_hint(cause: &str) -> &'static str {
+    if cause.contains("minimum transfer rate") {
+        "; on a slow link, lower the minimum with `--min-transfer-rate` (`0` turns it off)"
+    } else {
+        ""
+    }
+}
+
 fn list(items: &[String]) -> String {
     if items.is_empty() {
         "(none)".to_string()
@@ -363,12 +405,12 @@ pub(crate) fn error_detail(body: &[u8]) -> String {
                 }
             })
             .collect();
-        return format!(": {}", shorten(&entries.join("; ")));
+        return format!(": {}", shorten(&redact_text(&entries.join("; "))));
     }
     let text = String::from_utf8_lossy(body);
     let first = text.lines().map(str::trim).find(|line| !line.is_empty());
     match first {
-        Some(line) => format!(": {}", shorten(line)),
+        Some(line) => format!(": {}", shorten(&redact_text(line))),
         None => String::new(),
     }
 }
@@ -411,5 +453,12 @@ mod tests {
         assert_eq!(error_detail(b"\n  bad gateway\nmore"), ": bad gateway");
         assert_eq!(error_detail(b""), "");
         assert!(error_detail("x".repeat(1000).as_bytes()).chars().count() < 310);
+        // A registry echoing a signed URL does not pass its secrets on.
+        let body =
+            br#"{"errors":[{"code":"DENIED","message":"see https://u:p@cdn.test/x?sig=s3cret"}]}"#;
+        assert_eq!(
+            error_detail(body),
+            ": DENIED see https://***@cdn.test/x?sig=***"
+        );
     }
 }

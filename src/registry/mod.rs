@@ -15,8 +15,8 @@
 //!   `Authorization` (see [`auth`]), answers a 401 challenge once, retries connection
 //!   errors, timeouts, 5xx and 429 with exponential backoff and jitter (honouring
 //!   `Retry-After`), and never sends `Authorization` to another host on a redirect;
-//! - [`tls`]: the HTTP client (rustls with the system roots, an extra CA file, and plain
-//!   HTTP only for loopback or listed insecure registries).
+//! - [`tls`]: the HTTP client of [`crate::http`] (rustls with the system roots, an
+//!   extra CA file), and plain HTTP only for loopback or listed insecure registries.
 //!
 //! The cache also records, per registry, which repositories were seen holding which blob
 //! (`locations`, a cache record per registry), so a push to a new repository can mount shared
@@ -56,6 +56,9 @@ pub struct RegistryOptions {
     /// The longest wait for an answer (plus one second per 256 KiB of request body), and
     /// for each next piece of a downloaded body. Default 60 s.
     pub timeout: Duration,
+    /// The slowest body accepted (manifests, configs, layers); a slower attempt fails
+    /// and is retried. Default 10 KiB/s averaged over 30 s.
+    pub min_rate: crate::http::MinimumRate,
     /// Blobs up to this size are uploaded in one request; larger ones in chunks of this
     /// size (`PATCH` with `Content-Range`). Default 8 MiB.
     pub chunk_size: u64,
@@ -78,6 +81,7 @@ impl Default for RegistryOptions {
             jobs: 4,
             retries: 5,
             timeout: Duration::from_secs(60),
+            min_rate: crate::http::MinimumRate::default(),
             chunk_size: 8 * 1024 * 1024,
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(10),
@@ -123,6 +127,8 @@ pub struct Registry {
     /// The base URL (`scheme://host[:port]/`) found for each registry.
     base_urls: Mutex<BTreeMap<String, url::Url>>,
     counters: Counters,
+    /// Hosts this client found unreachable: tried no more.
+    unreachable: crate::http::UnreachableHosts,
 }
 
 impl Registry {
@@ -140,6 +146,7 @@ impl Registry {
             authenticators: Mutex::new(BTreeMap::new()),
             base_urls: Mutex::new(BTreeMap::new()),
             counters: Counters::default(),
+            unreachable: crate::http::UnreachableHosts::default(),
         })
     }
 

@@ -3,6 +3,13 @@
 //! matching entry SHOULD be used"), and the config and layer blobs verified by digest and
 //! size into the cache. Blobs already in the cache are not downloaded again, so a base
 //! is fetched once per machine; manifests are always asked for, since tags move.
+//!
+//! Sizes are checked before digests, so a lie about a size is reported as one (with both
+//! sizes): an index entry against the manifest it names, a config or layer against its
+//! descriptor, first by the `Content-Length` (nothing is downloaded then), then while
+//! the bytes arrive (a body longer than its descriptor is cut off there). Bodies are
+//! read under the timeout and the minimum rate of the options, so an endless or
+//! dripping answer fails in bounded time, and nothing unverified enters the cache.
 
 use std::io::Write;
 
@@ -17,7 +24,8 @@ use super::locations::BlobLocations;
 use super::reference::RegistryReference;
 use super::{Counters, Registry};
 use crate::cache::{Cache, CacheError, EntryKind};
-use crate::digest::{Hasher, Sha256Digest};
+use crate::digest::Sha256Digest;
+use crate::http::{ByteSize, ReadError, ReceivedSize};
 use crate::oci::BaseImage;
 use crate::oci::descriptor::{Descriptor, media_type, platform_matches};
 use crate::oci::index::ImageIndex;
@@ -26,7 +34,7 @@ use crate::oci::select::{self, PlatformChoice, config_platform, diff_ids};
 use crate::platform::Platform;
 
 /// Largest manifest, index or config read into memory.
-const MAX_DOCUMENT_SIZE: u64 = 32 * 1024 * 1024;
+const MAX_DOCUMENT_SIZE: ByteSize = ByteSize::mib(32);
 /// Deepest nesting of indexes followed.
 const MAX_INDEX_DEPTH: usize = 16;
 
@@ -240,6 +248,7 @@ impl Registry {
                     &document.bytes,
                 )?;
                 let entry = choose_platform(&name, &index.manifests, platform)?;
+                let index_digest = document.digest;
                 document = if offline {
                     cached_document(reference, cache, entry.digest)?
                 } else {
@@ -250,16 +259,11 @@ impl Registry {
                     document
                 };
                 if document.bytes.len() as u64 != entry.size {
-                    return Err(RegistryError::DigestMismatch {
+                    return Err(RegistryError::SizeMismatch {
                         image: target.name(),
-                        what: format!(
-                            "manifest {} ({} bytes, but its descriptor says {})",
-                            entry.digest,
-                            document.bytes.len(),
-                            entry.size
-                        ),
-                        expected: entry.digest,
-                        actual: document.digest,
+                        what: format!("manifest {} (listed in index {index_digest})", entry.digest),
+                        expected: entry.size,
+                        actual: ReceivedSize::Exactly(document.bytes.len() as u64),
                     });
                 }
                 chosen = Some(entry);
@@ -465,7 +469,7 @@ impl Registry {
                 let reported = header(reqwest::header::HeaderName::from_static(
                     "docker-content-digest",
                 ));
-                let bytes = self.read_document(target, what, response).await?;
+                let bytes = self.read_document(target, what, response, None).await?;
                 Ok((bytes, content_type, reported))
             })
             .await?;
@@ -496,58 +500,48 @@ impl Registry {
         })
     }
 
-    /// Read a JSON document's body, up to [`MAX_DOCUMENT_SIZE`] bytes.
+    /// Read a JSON document's body, up to [`MAX_DOCUMENT_SIZE`] bytes (or `expected`
+    /// bytes, when a descriptor gives its size).
     async fn read_document(
         &self,
         target: Target<'_>,
         what: &str,
-        mut response: reqwest::Response,
+        response: reqwest::Response,
+        expected: Option<u64>,
     ) -> Result<Vec<u8>, Failure> {
-        let too_large = || {
-            Failure::Fatal(RegistryError::DocumentTooLarge {
-                registry: target.registry.to_string(),
-                repository: target.repository.to_string(),
-                what: what.to_string(),
-                limit: MAX_DOCUMENT_SIZE,
-            })
-        };
-        if response
-            .content_length()
-            .is_some_and(|length| length > MAX_DOCUMENT_SIZE)
+        let body = self.body(response);
+        if let (Some(expected), Some(announced)) = (expected, body.content_length())
+            && expected != announced
         {
-            return Err(too_large());
+            return Err(Failure::Fatal(size_mismatch(
+                target,
+                what,
+                expected,
+                ReceivedSize::Announced(announced),
+            )));
         }
-        let mut bytes = Vec::new();
-        while let Some(chunk) = self.next_chunk(&mut response).await? {
-            bytes.extend_from_slice(&chunk);
-            if bytes.len() as u64 > MAX_DOCUMENT_SIZE {
-                return Err(too_large());
+        let limit = expected.map_or(MAX_DOCUMENT_SIZE, |size| {
+            ByteSize(size.min(MAX_DOCUMENT_SIZE.0))
+        });
+        match body.read_to_end(limit).await {
+            Ok(bytes) => Ok(bytes),
+            Err(ReadError::Body(error)) => Err(Failure::transient(error.to_string())),
+            Err(ReadError::TooLarge { .. }) if expected.is_some_and(|size| size == limit.0) => {
+                Err(Failure::Fatal(size_mismatch(
+                    target,
+                    what,
+                    limit.0,
+                    ReceivedSize::MoreThan(limit.0),
+                )))
             }
-        }
-        Ok(bytes)
-    }
-
-    /// The next piece of a body, waiting at most the timeout for it.
-    async fn next_chunk(
-        &self,
-        response: &mut reqwest::Response,
-    ) -> Result<Option<Vec<u8>>, Failure> {
-        match tokio::time::timeout(self.options.timeout, response.chunk()).await {
-            Ok(Ok(chunk)) => Ok(chunk.map(|bytes| bytes.to_vec())),
-            Ok(Err(error)) => Err(Failure::Transient {
-                cause: format!(
-                    "the answer broke off: {}",
-                    super::client::render_chain(&error.without_url())
-                ),
-                retry_after: None,
-            }),
-            Err(_) => Err(Failure::Transient {
-                cause: format!(
-                    "the answer stalled for {:.1} s",
-                    self.options.timeout.as_secs_f64()
-                ),
-                retry_after: None,
-            }),
+            Err(ReadError::TooLarge { .. }) => {
+                Err(Failure::Fatal(RegistryError::DocumentTooLarge {
+                    registry: target.registry.to_string(),
+                    repository: target.repository.to_string(),
+                    what: what.to_string(),
+                    limit: MAX_DOCUMENT_SIZE.0,
+                }))
+            }
         }
     }
 
@@ -561,12 +555,12 @@ impl Registry {
         cache: &Cache,
     ) -> Result<Vec<u8>, RegistryError> {
         let what = format!("config {}", descriptor.digest);
-        if descriptor.size > MAX_DOCUMENT_SIZE {
+        if descriptor.size > MAX_DOCUMENT_SIZE.0 {
             return Err(RegistryError::DocumentTooLarge {
                 registry: target.registry.to_string(),
                 repository: target.repository.to_string(),
                 what,
-                limit: MAX_DOCUMENT_SIZE,
+                limit: MAX_DOCUMENT_SIZE.0,
             });
         }
         if let Some(path) = cache.lookup(EntryKind::Blob, &descriptor.digest, Some(descriptor.size))
@@ -589,18 +583,23 @@ impl Registry {
                 let response = self
                     .expect(target, what_ref, response, &[StatusCode::OK])
                     .await?;
-                self.read_document(target, what_ref, response).await
+                self.read_document(target, what_ref, response, Some(descriptor.size))
+                    .await
             })
             .await?;
+        if bytes.len() as u64 != descriptor.size {
+            return Err(size_mismatch(
+                target,
+                &what,
+                descriptor.size,
+                ReceivedSize::Exactly(bytes.len() as u64),
+            ));
+        }
         let actual = Sha256Digest::of(&bytes);
-        if actual != descriptor.digest || bytes.len() as u64 != descriptor.size {
+        if actual != descriptor.digest {
             return Err(RegistryError::DigestMismatch {
                 image: target.name(),
-                what: format!(
-                    "{what} ({} bytes; its descriptor says {})",
-                    bytes.len(),
-                    descriptor.size
-                ),
+                what,
                 expected: descriptor.digest,
                 actual,
             });
@@ -659,25 +658,27 @@ impl Registry {
         cache: &Cache,
     ) -> Result<(), Failure> {
         let response = self.send_once(target, call).await?;
-        let mut response = self
+        let response = self
             .expect(target, &call.what, response, &[StatusCode::OK])
             .await?;
-        let mismatch = |actual: Sha256Digest, actual_size: u64| {
-            let what = if actual_size == descriptor.size {
-                format!("blob {}", descriptor.digest)
-            } else {
-                format!(
-                    "blob {} ({actual_size} bytes or more; its descriptor says {})",
-                    descriptor.digest, descriptor.size
-                )
-            };
+        let what = format!("blob {}", descriptor.digest);
+        let wrong_size = |actual: ReceivedSize| {
+            Failure::Fatal(size_mismatch(target, &what, descriptor.size, actual))
+        };
+        let mismatch = |actual: Sha256Digest| {
             Failure::Fatal(RegistryError::DigestMismatch {
                 image: target.name(),
-                what,
+                what: what.clone(),
                 expected: descriptor.digest,
                 actual,
             })
         };
+        let mut body = self.body(response);
+        if let Some(announced) = body.content_length()
+            && announced != descriptor.size
+        {
+            return Err(wrong_size(ReceivedSize::Announced(announced)));
+        }
         let cache_error = |source: CacheError| {
             Failure::Fatal(RegistryError::Cache {
                 what: format!("blob {}", descriptor.digest),
@@ -686,12 +687,16 @@ impl Registry {
         };
         let mut pending = cache.begin(EntryKind::Blob).map_err(cache_error)?;
         let temp_path = pending.temp_path();
-        let mut hasher = Hasher::new();
-        while let Some(chunk) = self.next_chunk(&mut response).await? {
-            hasher.update(&chunk);
-            if hasher.length() > descriptor.size {
+        let mut received: u64 = 0;
+        while let Some(chunk) = body
+            .chunk()
+            .await
+            .map_err(|error| Failure::transient(error.to_string()))?
+        {
+            received += chunk.len() as u64;
+            if received > descriptor.size {
                 // A body larger than its descriptor can never verify: stop early.
-                return Err(mismatch(hasher.finish(), descriptor.size + 1));
+                return Err(wrong_size(ReceivedSize::MoreThan(descriptor.size)));
             }
             pending.write_all(&chunk).map_err(|source| {
                 cache_error(CacheError::Io {
@@ -700,17 +705,16 @@ impl Registry {
                 })
             })?;
         }
+        if received != descriptor.size {
+            return Err(wrong_size(ReceivedSize::Exactly(received)));
+        }
         let expected = (descriptor.digest, descriptor.size);
         let committed = tokio::task::spawn_blocking(move || pending.commit(Some(expected)))
             .await
             .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()));
         match committed {
             Ok(_) => Ok(()),
-            Err(CacheError::Mismatch {
-                actual,
-                actual_size,
-                ..
-            }) => Err(mismatch(actual, actual_size)),
+            Err(CacheError::Mismatch { actual, .. }) => Err(mismatch(actual)),
             Err(error) => Err(cache_error(error)),
         }
     }
@@ -729,6 +733,20 @@ fn parse<T: serde::de::DeserializeOwned>(
             format!("it is not valid JSON of its kind ({error})"),
         )
     })
+}
+
+fn size_mismatch(
+    target: Target<'_>,
+    what: &str,
+    expected: u64,
+    actual: ReceivedSize,
+) -> RegistryError {
+    RegistryError::SizeMismatch {
+        image: target.name(),
+        what: what.to_string(),
+        expected,
+        actual,
+    }
 }
 
 fn invalid(target: Target<'_>, what: &str, reason: String) -> RegistryError {
