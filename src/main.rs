@@ -687,10 +687,30 @@ fn stop_on_signals(_runtime: &tokio::runtime::Runtime) -> Result<()> {
     Ok(())
 }
 
+/// Standard error for log lines, which quote package names, URLs and registry answers:
+/// credentials in URLs are redacted and control characters escaped (the lines' own newlines
+/// kept), as in error messages.
+struct EscapingStderr;
+
+impl Write for EscapingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        std::io::stderr()
+            .lock()
+            .write_all(escape_except(&redact_text(&text), &['\n']).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| EscapingStderr)
+        .with_ansi(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ENVBUILD_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),

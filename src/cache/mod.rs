@@ -36,9 +36,7 @@ pub enum CacheError {
         source: io::Error,
     },
     /// Content written into the cache did not match what was expected.
-    #[error(
-        "content for `{kind}` entry has digest {actual} and size {actual_size}, but {expected} and size {expected_size} were expected"
-    )]
+    #[error("content for `{kind}` entry {}", mismatch_detail(expected, actual, *expected_size, *actual_size))]
     Mismatch {
         /// `wheel` or `blob`.
         kind: &'static str,
@@ -51,6 +49,21 @@ pub enum CacheError {
         /// Size of the content.
         actual_size: u64,
     },
+}
+
+/// What differs, and only that: the sizes when they differ (the digests then differ too,
+/// and say nothing more), else the digests.
+fn mismatch_detail(
+    expected: &Sha256Digest,
+    actual: &Sha256Digest,
+    expected_size: u64,
+    actual_size: u64,
+) -> String {
+    if expected_size != actual_size {
+        format!("has {actual_size} bytes, but {expected_size} were expected")
+    } else {
+        format!("has digest {actual}, but {expected} was expected (both {actual_size} bytes)")
+    }
 }
 
 fn io_message(path: &Path, source: &io::Error) -> String {

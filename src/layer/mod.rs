@@ -643,14 +643,15 @@ mod tests {
 
         let error = write_wheels_layer(&[&install], SourceDateEpoch::from_seconds(EPOCH), &cache)
             .unwrap_err();
+        // The wheel reader names the damage itself; the layer writer passes it through.
         assert!(
-            matches!(&error, LayerError::ReadMember { wheel, member, .. }
-                if wheel == filename && member == "demo/big.py"),
+            matches!(&error, LayerError::Wheel(WheelError::CorruptMember { wheel, path, .. })
+                if wheel == filename && path == "demo/big.py"),
             "{error:?}"
         );
         let message = error.to_string();
         assert!(
-            message.contains("damaged") && !message.contains("disk"),
+            message.contains("corrupt compressed data") && !message.contains("disk"),
             "{message}"
         );
         assert_eq!(

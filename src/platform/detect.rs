@@ -1191,7 +1191,11 @@ mod tests {
         let message = detect_base(&[], &layers.paths, None)
             .unwrap_err()
             .to_string();
-        assert!(message.contains("names Python 3.11"), "{message}");
+        assert!(
+            message.contains("the binary `/usr/bin/python3.12` names Python")
+                && message.contains("3.11"),
+            "{message}"
+        );
 
         // No version in the binary, but the only stdlib next to it is 3.11.
         let mut layers = Layers::new();
