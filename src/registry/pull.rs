@@ -96,13 +96,14 @@ impl TagRecord {
     }
 }
 
-/// Keep a manifest or index in the cache, so an offline build can read it by digest.
-fn keep_document(cache: &Cache, document: &Document) -> Result<(), RegistryError> {
+/// Keep a verified manifest or index in the cache, so an offline build can read it by
+/// digest.
+fn keep_document(cache: &Cache, bytes: &[u8]) -> Result<(), RegistryError> {
     cache
-        .insert_blob_bytes(&document.bytes)
+        .insert_blob_bytes(bytes)
         .map(drop)
         .map_err(|source| RegistryError::Cache {
-            what: format!("manifest {}", document.digest),
+            what: format!("manifest {}", Sha256Digest::of(bytes)),
             source: Box::new(source),
         })
 }
@@ -189,6 +190,10 @@ impl Registry {
             (None, false) => Some(TagResolution::Registry),
             (None, true) => Some(TagResolution::Cache),
         };
+        // Online, the manifests and indexes received (and what the tag resolved to) are
+        // kept in the cache for offline builds, once the whole base has been verified.
+        let mut received: Vec<Vec<u8>> = Vec::new();
+        let mut top_digest: Option<Sha256Digest> = None;
         let mut document = if offline {
             let digest = match reference.digest {
                 Some(digest) => digest,
@@ -212,10 +217,8 @@ impl Registry {
                     reference.digest,
                 )
                 .await?;
-            keep_document(cache, &document)?;
-            if reference.digest.is_none() {
-                TagRecord::store(cache, reference, document.digest)?;
-            }
+            top_digest = Some(document.digest);
+            received.push(document.bytes.clone());
             document
         };
         let mut chosen: Option<Descriptor> = None;
@@ -255,7 +258,7 @@ impl Registry {
                     let document = self
                         .get_manifest(target, &scopes, &entry.digest.oci(), Some(entry.digest))
                         .await?;
-                    keep_document(cache, &document)?;
+                    received.push(document.bytes.clone());
                     document
                 };
                 if document.bytes.len() as u64 != entry.size {
@@ -409,6 +412,12 @@ impl Registry {
             let mut held: Vec<Sha256Digest> = vec![config_descriptor.digest];
             held.extend(manifest.layers.iter().map(|layer| layer.digest));
             BlobLocations::record(cache, &reference.registry, &reference.repository, &held);
+            for bytes in &received {
+                keep_document(cache, bytes)?;
+            }
+            if let (None, Some(digest)) = (reference.digest, top_digest) {
+                TagRecord::store(cache, reference, digest)?;
+            }
         }
 
         let base = BaseImage {
