@@ -11,6 +11,7 @@
 pub mod build;
 pub mod cache;
 pub mod check;
+pub mod config;
 pub mod digest;
 pub mod fetch;
 pub mod http;

@@ -14,6 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use envbuild::build::{BuildProgress, Bytecode, FetchRun, ImageBuild, TargetOverrides};
 use envbuild::cache::Cache;
+use envbuild::config::{CommandLine, ConfigFile, ImageConfig, Origin};
 use envbuild::fetch::{FetchOptions, FetchProgress, FetchRequest};
 use envbuild::http::{ByteSize, MinimumRate, redact_text};
 use envbuild::index::{IndexConfig, IndexEnvironment, IndexFlags};
@@ -43,6 +44,9 @@ enum Command {
     /// Check that the locked packages satisfy each other's requirements on the target
     /// (exit code 1 and the chain to each problem if not).
     Check(Box<CheckArgs>),
+    /// Show the settings `image` would use (flags over the config file over defaults)
+    /// and where each came from; `--schema` prints the config file's JSON Schema.
+    Config(Box<ConfigArgs>),
     /// Store credentials for a registry in the docker config (`$DOCKER_CONFIG/config.json`
     /// or `~/.docker/config.json`, mode 0600), where `image --push` and `--base` find them.
     Login(LoginArgs),
@@ -61,12 +65,22 @@ struct LoginArgs {
     password_stdin: bool,
 }
 
-/// Flags that choose the target and the packages; shared by `image` and `fetch`.
+/// Flags that choose the target and the packages; shared by `image`, `fetch` and
+/// `check`. Every one of them can also be a key of the config file (`envbuild.toml` or
+/// `[tool.envbuild]` in `pyproject.toml`); a flag wins over its key.
 #[derive(Debug, Args)]
 struct SelectionArgs {
-    /// The lockfile (`pylock.toml` or `pylock.<name>.toml`).
+    /// The config file (default: `envbuild.toml`, or `pyproject.toml` with a
+    /// `[tool.envbuild]` table, in the working folder or the nearest folder above it).
     #[arg(long, value_name = "FILE")]
-    lock: PathBuf,
+    config: Option<PathBuf>,
+    /// Ignore config files.
+    #[arg(long, conflicts_with = "config")]
+    no_config: bool,
+    /// The lockfile: `pylock.toml` (PEP 751), `uv.lock`, `poetry.lock`, `Pipfile.lock`
+    /// or a requirements file with hashes.
+    #[arg(long, value_name = "FILE")]
+    lock: Option<PathBuf>,
     /// Target platform, e.g. `linux/amd64` or `linux/arm64` (default: the base image's).
     /// Several, comma-separated (`linux/amd64,linux/arm64`): `image` builds one image per
     /// platform from the same lockfile and writes an image index; `fetch` fills the cache
@@ -101,12 +115,12 @@ struct SelectionArgs {
     /// Cache folder for wheels, blobs and layers.
     #[arg(long, value_name = "DIR", env = "ENVBUILD_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
-    /// Build only from the cache; fail listing every missing wheel.
+    /// No network at all: wheels, index lookups and registry bases come from the cache.
     #[arg(long)]
     offline: bool,
-    /// Parallel downloads and layer writers.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    jobs: u16,
+    /// Parallel downloads and layer writers [default: 4].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: Option<u16>,
     /// Package index (simple API) for lockfiles that record hashes but no URLs
     /// (requirements files, `poetry.lock`, `Pipfile.lock`); overrides the environment
     /// (`UV_DEFAULT_INDEX`, `PIP_INDEX_URL`, ...), `uv.toml` and `pip.conf`.
@@ -128,22 +142,25 @@ struct SelectionArgs {
     /// registries always may be).
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     insecure_registries: Vec<String>,
-    /// Largest artifact accepted when the lockfile records no size (`512MiB`, `4GiB`).
-    #[arg(long, value_name = "SIZE", default_value = "2GiB")]
-    max_artifact_size: ByteSize,
-    /// Slowest download accepted, per second averaged over 30 s (`0` turns it off).
-    #[arg(long, value_name = "SIZE", default_value = "10KiB")]
-    min_transfer_rate: ByteSize,
+    /// Largest artifact accepted when the lockfile records no size (`512MiB`, `4GiB`)
+    /// [default: 2GiB].
+    #[arg(long, value_name = "SIZE")]
+    max_artifact_size: Option<ByteSize>,
+    /// Slowest download accepted, per second averaged over 30 s (`0` turns it off)
+    /// [default: 10KiB].
+    #[arg(long, value_name = "SIZE")]
+    min_transfer_rate: Option<ByteSize>,
 }
 
 #[derive(Debug, Args)]
 struct ImageArgs {
     #[command(flatten)]
     selection: SelectionArgs,
-    /// Base image holding the interpreter: `oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`; for
-    /// several platforms, an image index that has them all.
+    /// Base image holding the interpreter: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
+    /// `docker://HOST/REPO[:TAG|@DIGEST]` or `REPO[:TAG]`; for several platforms, an
+    /// image index that has them all.
     #[arg(long, value_name = "REF")]
-    base: ImageReference,
+    base: Option<String>,
     /// The base image's name recorded in the `org.opencontainers.image.base.name`
     /// annotation, as a registry reference (`HOST/REPO:TAG`). Default: the `--base`
     /// reference when it is a registry's; nothing for a local layout or archive, whose
@@ -154,25 +171,20 @@ struct ImageArgs {
     /// `docker-archive:FILE[:NAME[:TAG]]` for `docker load` / `podman load` (one platform;
     /// the file name cannot contain `:`, e.g. `docker-archive:app.tar:myapp:1.0`), or a
     /// registry: `docker://HOST/REPO[:TAG]`.
-    #[arg(
-        long,
-        value_name = "REF",
-        required_unless_present = "push",
-        conflicts_with = "push"
-    )]
-    output: Option<ImageReference>,
+    #[arg(long, value_name = "REF", conflicts_with = "push")]
+    output: Option<String>,
     /// Push to a registry: `HOST[:PORT]/REPO[:TAG]` (the same as `--output docker://...`).
     #[arg(long, value_name = "REF")]
     push: Option<String>,
     /// The base image's Python interpreter, an absolute path (default: detected).
     #[arg(long, value_name = "PATH")]
     interpreter: Option<String>,
-    /// Install prefix of the virtual environment in the image.
-    #[arg(long, value_name = "DIR", default_value = "/opt/venv")]
-    prefix: String,
-    /// Most layers the image may have, counting the base image's.
-    #[arg(long, value_name = "N", default_value_t = 100)]
-    max_layers: usize,
+    /// Install prefix of the virtual environment in the image [default: /opt/venv].
+    #[arg(long, value_name = "DIR")]
+    prefix: Option<String>,
+    /// Most layers the image may have, counting the base image's [default: 100].
+    #[arg(long, value_name = "N")]
+    max_layers: Option<usize>,
     /// Image entrypoint: a JSON array or a whitespace-separated command.
     #[arg(long, value_name = "CMD")]
     entrypoint: Option<String>,
@@ -198,12 +210,16 @@ struct ImageArgs {
     /// a multi-platform build lists each platform's image under `images`).
     #[arg(long)]
     json: bool,
+    /// Print the settings (flags over the config file over defaults), with where each
+    /// came from, and build nothing.
+    #[arg(long)]
+    print_config: bool,
     /// Compile `.pyc` files (PEP 552, unchecked hash) into each wheel's layer, with a
     /// host CPython of the target's minor version.
     #[arg(long)]
     compile_bytecode: bool,
     /// The host CPython used by `--compile-bytecode` (default: `python3.X` on `PATH`).
-    #[arg(long, value_name = "PYTHON", requires = "compile_bytecode")]
+    #[arg(long, value_name = "PYTHON")]
     compile_with: Option<PathBuf>,
     /// Build even when the locked packages do not satisfy each other's requirements;
     /// the problems are printed as warnings and listed in the JSON report.
@@ -212,12 +228,21 @@ struct ImageArgs {
 }
 
 #[derive(Debug, Args)]
+struct ConfigArgs {
+    #[command(flatten)]
+    image: ImageArgs,
+    /// Print the JSON Schema of the config file (`schemas/config.schema.json`).
+    #[arg(long)]
+    schema: bool,
+}
+
+#[derive(Debug, Args)]
 struct CheckArgs {
     #[command(flatten)]
     selection: SelectionArgs,
     /// Base image to detect the target from.
     #[arg(long, value_name = "REF")]
-    base: Option<ImageReference>,
+    base: Option<String>,
     /// Print the problems as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -229,7 +254,160 @@ struct FetchArgs {
     selection: SelectionArgs,
     /// Base image to detect the target from.
     #[arg(long, value_name = "REF")]
-    base: Option<ImageReference>,
+    base: Option<String>,
+}
+
+/// `Some(true)` for a flag that was given, `None` for one that was not (so the config
+/// file's key counts).
+fn given(flag: bool) -> Option<bool> {
+    flag.then_some(true)
+}
+
+/// A list flag, `None` when it was not given.
+fn given_list<T: ToString>(values: &[T]) -> Option<Vec<String>> {
+    (!values.is_empty()).then(|| values.iter().map(ToString::to_string).collect())
+}
+
+/// `KEY=VALUE` flags as a map (a later value for a key wins), `None` when none was given.
+fn given_map(values: &[String], flag: &str) -> Result<Option<BTreeMap<String, String>>> {
+    if values.is_empty() {
+        return Ok(None);
+    }
+    values
+        .iter()
+        .map(|text| parse_key_value(text, flag))
+        .collect::<Result<BTreeMap<_, _>>>()
+        .map(Some)
+}
+
+/// The shared flags as settings.
+fn selection_flags(args: &SelectionArgs) -> ImageConfig {
+    let SelectionArgs {
+        config: _,
+        no_config: _,
+        lock,
+        platform,
+        python,
+        glibc,
+        musl,
+        allow_linux_tag,
+        force_target,
+        extras,
+        groups,
+        no_default_groups,
+        cache_dir,
+        offline,
+        jobs,
+        index_url,
+        extra_index_urls,
+        find_links,
+        no_index_config,
+        registry_ca_file,
+        insecure_registries,
+        max_artifact_size,
+        min_transfer_rate,
+    } = args;
+    ImageConfig {
+        lock: lock.clone(),
+        platforms: given_list(platform),
+        python: python.map(|version| version.to_string()),
+        glibc: glibc.clone(),
+        musl: musl.clone(),
+        allow_linux_tag: given(*allow_linux_tag),
+        force_target: given(*force_target),
+        extras: given_list(extras),
+        groups: given_list(groups),
+        no_default_groups: given(*no_default_groups),
+        cache_dir: cache_dir.clone(),
+        offline: given(*offline),
+        jobs: *jobs,
+        index_url: index_url.clone(),
+        extra_index_urls: given_list(extra_index_urls),
+        find_links: given_list(find_links),
+        no_index_config: given(*no_index_config),
+        registry_ca_file: registry_ca_file.clone(),
+        insecure_registries: given_list(insecure_registries),
+        max_artifact_size: max_artifact_size.map(|size| size.to_string()),
+        min_transfer_rate: min_transfer_rate.map(|size| size.to_string()),
+        ..ImageConfig::default()
+    }
+}
+
+/// The `image` flags as settings.
+fn image_flags(args: &ImageArgs) -> Result<ImageConfig> {
+    let ImageArgs {
+        selection,
+        base,
+        base_name,
+        output,
+        push,
+        interpreter,
+        prefix,
+        max_layers,
+        entrypoint,
+        cmd,
+        env,
+        workdir,
+        user,
+        labels,
+        annotations,
+        json: _,
+        print_config: _,
+        compile_bytecode,
+        compile_with,
+        allow_conflicts,
+    } = args;
+    let command = |text: &Option<String>, flag: &str| -> Result<Option<CommandLine>> {
+        text.as_deref()
+            .map(|text| parse_command(text, flag).map(CommandLine::Arguments))
+            .transpose()
+    };
+    Ok(ImageConfig {
+        base: base.clone(),
+        base_name: base_name.clone(),
+        output: output.clone(),
+        push: push.clone(),
+        interpreter: interpreter.clone(),
+        prefix: prefix.clone(),
+        max_layers: *max_layers,
+        entrypoint: command(entrypoint, "--entrypoint")?,
+        cmd: command(cmd, "--cmd")?,
+        env: given_map(env, "--env")?,
+        workdir: workdir.clone(),
+        user: user.clone(),
+        labels: given_map(labels, "--label")?,
+        annotations: given_map(annotations, "--annotation")?,
+        compile_bytecode: given(*compile_bytecode),
+        compile_with: compile_with.clone(),
+        allow_conflicts: given(*allow_conflicts),
+        ..selection_flags(selection)
+    })
+}
+
+/// The config file that applies: `--config`, else the one found from the working folder
+/// upward (none with `--no-config`).
+fn config_file(args: &SelectionArgs) -> Result<Option<ConfigFile>> {
+    if args.no_config {
+        return Ok(None);
+    }
+    if let Some(path) = &args.config {
+        return Ok(Some(envbuild::config::load(path)?));
+    }
+    let folder = std::env::current_dir().context("cannot read the working folder")?;
+    Ok(envbuild::config::discover(&folder)?)
+}
+
+/// Flags over the config file: the settings and where each came from.
+fn merged_settings(
+    args: &SelectionArgs,
+    flags: &ImageConfig,
+) -> Result<(ImageConfig, BTreeMap<String, Origin>, Option<ConfigFile>)> {
+    let file = config_file(args)?;
+    let (merged, origins) = match &file {
+        Some(file) => file.settings.overlay(flags, Some(file)),
+        None => ImageConfig::default().overlay(flags, None),
+    };
+    Ok((merged, origins, file))
 }
 
 fn parse_key_value(text: &str, flag: &str) -> Result<(String, String)> {
@@ -249,26 +427,40 @@ fn parse_command(text: &str, flag: &str) -> Result<Vec<String>> {
     }
 }
 
-fn parse_libc(args: &SelectionArgs) -> Result<Option<Libc>> {
+fn parse_libc(settings: &ImageConfig) -> Result<Option<Libc>> {
     fn version(text: &str, flag: &str) -> Result<(u32, u32)> {
         let parsed = text
             .split_once('.')
             .and_then(|(major, minor)| Some((major.parse().ok()?, minor.parse().ok()?)));
         parsed.with_context(|| format!("`{flag} {text}` is not a version of the form X.Y"))
     }
-    if let Some(text) = &args.glibc {
-        let (major, minor) = version(text, "--glibc")?;
-        return Ok(Some(Libc::Glibc { major, minor }));
+    match (&settings.glibc, &settings.musl) {
+        (Some(_), Some(_)) => bail!("give either `--glibc` (`glibc`) or `--musl` (`musl`), not both"),
+        (Some(text), None) => {
+            let (major, minor) = version(text, "--glibc")?;
+            Ok(Some(Libc::Glibc { major, minor }))
+        }
+        (None, Some(text)) => {
+            let (major, minor) = version(text, "--musl")?;
+            Ok(Some(Libc::Musl { major, minor }))
+        }
+        (None, None) => Ok(None),
     }
-    if let Some(text) = &args.musl {
-        let (major, minor) = version(text, "--musl")?;
-        return Ok(Some(Libc::Musl { major, minor }));
-    }
-    Ok(None)
 }
 
-/// Settings common to every command, resolved from flags and environment.
+/// A value parsed from its text, the error naming the flag and key it came from.
+fn parse_setting<T>(text: &str, flag: &str) -> Result<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    text.parse()
+        .with_context(|| format!("invalid `{flag} {text}`"))
+}
+
+/// Settings common to every command, resolved from flags, config and environment.
 struct Common {
+    lock: PathBuf,
     selection: GroupSelection,
     cache_dir: PathBuf,
     fetch: FetchOptions,
@@ -277,97 +469,107 @@ struct Common {
     registry: RegistryOptions,
 }
 
-fn resolve_common(args: &SelectionArgs) -> Result<Common> {
-    let SelectionArgs {
-        extras,
-        groups,
-        no_default_groups,
-        cache_dir,
-        offline,
-        jobs,
-        index_url,
-        extra_index_urls,
-        find_links,
-        no_index_config,
-        registry_ca_file,
-        insecure_registries,
-        max_artifact_size,
-        min_transfer_rate,
-        ..
-    } = args;
+fn resolve_common(settings: &ImageConfig) -> Result<Common> {
+    let lock = settings.lock.clone().context(
+        "no lockfile: pass `--lock FILE`, or set `lock` in `envbuild.toml` (or `[tool.envbuild]` in `pyproject.toml`)",
+    )?;
+    let jobs = usize::from(settings.jobs.unwrap_or(4)).clamp(1, 64);
+    let offline = settings.offline.unwrap_or(false);
+    let size = |text: &Option<String>, flag: &str, default: &str| -> Result<ByteSize> {
+        parse_setting(text.as_deref().unwrap_or(default), flag)
+    };
+    let max_artifact_size = size(&settings.max_artifact_size, "--max-artifact-size", "2GiB")?;
+    let min_transfer_rate = size(&settings.min_transfer_rate, "--min-transfer-rate", "10KiB")?;
     let min_rate = MinimumRate {
         bytes_per_second: min_transfer_rate.0,
         ..MinimumRate::default()
     };
     let flags = IndexFlags {
-        index_url: index_url.clone(),
-        extra_index_urls: extra_index_urls.clone(),
-        find_links: find_links.clone(),
-        no_config: *no_index_config,
+        index_url: settings.index_url.clone(),
+        extra_index_urls: settings.extra_index_urls.clone().unwrap_or_default(),
+        find_links: settings.find_links.clone().unwrap_or_default(),
+        no_config: settings.no_index_config.unwrap_or(false),
     };
     let index = IndexConfig::resolve(&flags, &IndexEnvironment::from_process_env())?;
     Ok(Common {
+        lock,
         selection: GroupSelection {
-            extras: extras.iter().filter(|e| !e.is_empty()).cloned().collect(),
-            groups: groups.iter().cloned().collect(),
-            no_default_groups: *no_default_groups,
+            extras: settings
+                .extras
+                .iter()
+                .flatten()
+                .filter(|e| !e.is_empty())
+                .cloned()
+                .collect(),
+            groups: settings.groups.iter().flatten().cloned().collect(),
+            no_default_groups: settings.no_default_groups.unwrap_or(false),
         },
-        cache_dir: cache_dir.clone().unwrap_or_else(Cache::default_root),
+        cache_dir: settings
+            .cache_dir
+            .clone()
+            .unwrap_or_else(Cache::default_root),
         fetch: FetchOptions {
-            jobs: usize::from(*jobs),
-            offline: *offline,
-            max_artifact_size: *max_artifact_size,
+            jobs,
+            offline,
+            max_artifact_size,
             min_rate,
             ..FetchOptions::default()
         },
-        jobs: usize::from(*jobs),
+        jobs,
         index,
         registry: RegistryOptions {
             transport: TransportOptions {
-                ca_file: registry_ca_file.clone(),
-                insecure: insecure_registries.clone(),
+                ca_file: settings.registry_ca_file.clone(),
+                insecure: settings.insecure_registries.clone().unwrap_or_default(),
             },
             auth: AuthEnvironment::from_process_env(),
-            jobs: usize::from(*jobs),
-            offline: *offline,
+            jobs,
+            offline,
             min_rate,
             ..RegistryOptions::default()
         },
     })
 }
 
-fn resolve_overrides(
-    args: &SelectionArgs,
-    platform: Option<Platform>,
-    interpreter: Option<String>,
-) -> Result<TargetOverrides> {
-    Ok(TargetOverrides {
-        platform,
-        python: args.python,
-        libc: parse_libc(args)?,
-        interpreter,
-        allow_linux_tag: args.allow_linux_tag,
-        force: args.force_target,
-    })
-}
-
-/// One target per `--platform` (refusing one given twice), or one with no platform.
-fn resolve_targets(
-    args: &SelectionArgs,
-    interpreter: Option<String>,
-) -> Result<Vec<TargetOverrides>> {
-    if args.platform.is_empty() {
-        return Ok(vec![resolve_overrides(args, None, interpreter)?]);
+/// One target per platform (refusing one given twice), or one with no platform.
+fn resolve_targets(settings: &ImageConfig) -> Result<Vec<TargetOverrides>> {
+    if let Some(path) = &settings.interpreter
+        && !path.starts_with('/')
+    {
+        bail!("`--interpreter {path}` must be an absolute path inside the image");
+    }
+    let overrides = |platform: Option<Platform>| -> Result<TargetOverrides> {
+        Ok(TargetOverrides {
+            platform,
+            python: settings
+                .python
+                .as_deref()
+                .map(|text| parse_setting(text, "--python"))
+                .transpose()?,
+            libc: parse_libc(settings)?,
+            interpreter: settings.interpreter.clone(),
+            allow_linux_tag: settings.allow_linux_tag.unwrap_or(false),
+            force: settings.force_target.unwrap_or(false),
+        })
+    };
+    let platforms: Vec<Platform> = settings
+        .platforms
+        .iter()
+        .flatten()
+        .map(|text| parse_setting(text, "--platform"))
+        .collect::<Result<_>>()?;
+    if platforms.is_empty() {
+        return Ok(vec![overrides(None)?]);
     }
     let mut seen = std::collections::BTreeSet::new();
-    for platform in &args.platform {
+    for platform in &platforms {
         if !seen.insert(platform) {
             bail!("`--platform` names `{platform}` twice; give each platform once");
         }
     }
-    args.platform
-        .iter()
-        .map(|platform| resolve_overrides(args, Some(platform.clone()), interpreter.clone()))
+    platforms
+        .into_iter()
+        .map(|platform| overrides(Some(platform)))
         .collect()
 }
 
@@ -388,77 +590,79 @@ fn base_name_annotation(base: &ImageReference, given: Option<&str>) -> Result<St
     Ok(reference.canonical())
 }
 
-fn resolve_image(args: ImageArgs, epoch: SourceDateEpoch) -> Result<(ImageBuild, bool)> {
-    let ImageArgs {
-        selection,
-        base,
-        base_name,
-        output,
-        push,
-        interpreter,
-        prefix,
-        max_layers,
-        entrypoint,
-        cmd,
-        env,
-        workdir,
-        user,
-        labels,
-        annotations,
-        json,
-        compile_bytecode,
-        compile_with,
-        allow_conflicts,
-    } = args;
-    let prefix = prefix.trim_end_matches('/').to_string();
+/// The settings of `envbuild image`, as a config file would hold them, with the source of
+/// each: what `--print-config` shows.
+fn render_settings(settings: &ImageConfig, origins: &BTreeMap<String, Origin>) -> String {
+    let value = serde_json::to_value(settings).expect("settings serialize");
+    let mut text = String::new();
+    for (key, value) in value.as_object().into_iter().flatten() {
+        if value.is_null() {
+            continue;
+        }
+        let origin = origins
+            .get(key)
+            .map(ToString::to_string)
+            .unwrap_or_else(|| "default".to_string());
+        let value = toml::Value::try_from(value)
+            .map(|value| value.to_string())
+            .unwrap_or_else(|_| value.to_string());
+        text.push_str(&format!("{key} = {value}  # {origin}\n"));
+    }
+    text
+}
+
+fn resolve_image(settings: &ImageConfig, epoch: SourceDateEpoch) -> Result<ImageBuild> {
+    let prefix = settings
+        .prefix
+        .as_deref()
+        .unwrap_or("/opt/venv")
+        .trim_end_matches('/')
+        .to_string();
     if !prefix.starts_with('/') || prefix.len() < 2 {
         bail!("`--prefix {prefix}` must be an absolute path other than `/`, such as `/opt/venv`");
     }
-    if let Some(path) = &interpreter
-        && !path.starts_with('/')
-    {
-        bail!("`--interpreter {path}` must be an absolute path inside the image");
-    }
-    let output = match (output, push) {
-        (Some(output), None) => output,
+    let base: ImageReference = match &settings.base {
+        Some(text) => parse_setting(text, "--base")?,
+        None => bail!(
+            "no base image: pass `--base REF`, or set `base` in `envbuild.toml` (or `[tool.envbuild]` in `pyproject.toml`)"
+        ),
+    };
+    let output: ImageReference = match (&settings.output, &settings.push) {
+        (Some(output), None) => parse_setting(output, "--output")?,
         (None, Some(destination)) => {
             let destination = destination
                 .strip_prefix("docker://")
-                .unwrap_or(&destination);
-            format!("docker://{destination}").parse()?
+                .unwrap_or(destination);
+            parse_setting(&format!("docker://{destination}"), "--push")?
         }
-        _ => bail!("give either `--output REF` or `--push REF`"),
+        (Some(_), Some(_)) => bail!("give either `--output REF` or `--push REF`, not both (the config file may set one of them)"),
+        (None, None) => bail!(
+            "nowhere to write the image: pass `--output REF` or `--push REF`, or set `output` or `push` in `envbuild.toml`"
+        ),
     };
-    let common = resolve_common(&selection)?;
-    let targets = resolve_targets(&selection, interpreter)?;
+    if settings.compile_with.is_some() && settings.compile_bytecode != Some(true) {
+        bail!("`--compile-with` is for `--compile-bytecode`; give both, or neither");
+    }
+    let common = resolve_common(settings)?;
+    let targets = resolve_targets(settings)?;
     let image = ImageSettings {
-        env: env
+        env: settings
+            .env
             .iter()
-            .map(|e| parse_key_value(e, "--env"))
-            .collect::<Result<_>>()?,
-        entrypoint: entrypoint
-            .as_deref()
-            .map(|e| parse_command(e, "--entrypoint"))
-            .transpose()?,
-        cmd: cmd
-            .as_deref()
-            .map(|c| parse_command(c, "--cmd"))
-            .transpose()?,
-        workdir,
-        user,
-        labels: labels
-            .iter()
-            .map(|l| parse_key_value(l, "--label"))
-            .collect::<Result<BTreeMap<_, _>>>()?,
-        annotations: annotations
-            .iter()
-            .map(|a| parse_key_value(a, "--annotation"))
-            .collect::<Result<BTreeMap<_, _>>>()?,
+            .flatten()
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect(),
+        entrypoint: settings.entrypoint.as_ref().map(CommandLine::arguments),
+        cmd: settings.cmd.as_ref().map(CommandLine::arguments),
+        workdir: settings.workdir.clone(),
+        user: settings.user.clone(),
+        labels: settings.labels.clone().unwrap_or_default(),
+        annotations: settings.annotations.clone().unwrap_or_default(),
         venv: prefix.clone(),
-        base_name: base_name_annotation(&base, base_name.as_deref())?,
+        base_name: base_name_annotation(&base, settings.base_name.as_deref())?,
     };
-    let build = ImageBuild {
-        lock: selection.lock.clone(),
+    Ok(ImageBuild {
+        lock: common.lock,
         selection: common.selection,
         targets,
         base,
@@ -467,21 +671,47 @@ fn resolve_image(args: ImageArgs, epoch: SourceDateEpoch) -> Result<(ImageBuild,
         cache_dir: common.cache_dir,
         fetch: common.fetch,
         jobs: common.jobs,
-        max_layers,
+        max_layers: settings.max_layers.unwrap_or(100),
         image,
         epoch,
-        bytecode: if compile_bytecode {
+        bytecode: if settings.compile_bytecode == Some(true) {
             Bytecode::Compile {
-                interpreter: compile_with,
+                interpreter: settings.compile_with.clone(),
             }
         } else {
             Bytecode::Off
         },
-        allow_conflicts,
+        allow_conflicts: settings.allow_conflicts.unwrap_or(false),
         index: common.index,
         registry: common.registry,
+    })
+}
+
+/// `fetch` and `check`: the shared flags over the config file.
+fn resolve_fetch(args: &SelectionArgs, base: &Option<String>) -> Result<FetchRun> {
+    let flags = ImageConfig {
+        base: base.clone(),
+        ..selection_flags(args)
     };
-    Ok((build, json))
+    let (settings, _, _) = merged_settings(args, &flags)?;
+    let common = resolve_common(&settings)?;
+    Ok(FetchRun {
+        lock: common.lock,
+        selection: common.selection,
+        base: settings
+            .base
+            .as_deref()
+            .map(|text| parse_setting(text, "--base"))
+            .transpose()?,
+        targets: resolve_targets(&ImageConfig {
+            interpreter: None,
+            ..settings
+        })?,
+        cache_dir: common.cache_dir,
+        fetch: common.fetch,
+        index: common.index,
+        registry: common.registry,
+    })
 }
 
 /// Progress on a terminal: a spinner for stages and a counter of wheels and layers.
@@ -540,7 +770,13 @@ fn run(cli: Cli) -> Result<()> {
     stop_on_signals(&runtime)?;
     match cli.command {
         Command::Image(args) => {
-            let (build, json) = resolve_image(*args, read_epoch()?)?;
+            let (settings, origins, _) = merged_settings(&args.selection, &image_flags(&args)?)?;
+            if args.print_config {
+                print!("{}", render_settings(&settings, &origins));
+                return Ok(());
+            }
+            let json = args.json;
+            let build = resolve_image(&settings, read_epoch()?)?;
             let progress = Arc::new(TerminalProgress::new());
             let result = runtime.block_on(envbuild::build::build_image(&build, progress.clone()));
             progress.done();
@@ -553,18 +789,22 @@ fn run(cli: Cli) -> Result<()> {
                 writeln!(stdout, "{}", report.digest)?;
             }
         }
+        Command::Config(args) => {
+            if args.schema {
+                let schema = envbuild::config::json_schema();
+                println!("{}", serde_json::to_string_pretty(&schema)?);
+                return Ok(());
+            }
+            let (settings, origins, file) =
+                merged_settings(&args.image.selection, &image_flags(&args.image)?)?;
+            match &file {
+                Some(file) => eprintln!("config file: {}", file.path.display()),
+                None => eprintln!("no config file (envbuild.toml or [tool.envbuild] in pyproject.toml) applies here"),
+            }
+            print!("{}", render_settings(&settings, &origins));
+        }
         Command::Fetch(args) => {
-            let common = resolve_common(&args.selection)?;
-            let run = FetchRun {
-                lock: args.selection.lock.clone(),
-                selection: common.selection,
-                base: args.base,
-                targets: resolve_targets(&args.selection, None)?,
-                cache_dir: common.cache_dir,
-                fetch: common.fetch,
-                index: common.index,
-                registry: common.registry,
-            };
+            let run = resolve_fetch(&args.selection, &args.base)?;
             let progress = Arc::new(TerminalProgress::new());
             let result = runtime.block_on(envbuild::build::fetch(&run, progress.clone()));
             progress.done();
@@ -614,17 +854,7 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Check(args) => {
-            let common = resolve_common(&args.selection)?;
-            let run = FetchRun {
-                lock: args.selection.lock.clone(),
-                selection: common.selection,
-                base: args.base,
-                targets: resolve_targets(&args.selection, None)?,
-                cache_dir: common.cache_dir,
-                fetch: common.fetch,
-                index: common.index,
-                registry: common.registry,
-            };
+            let run = resolve_fetch(&args.selection, &args.base)?;
             let progress = Arc::new(TerminalProgress::new());
             let result = runtime.block_on(envbuild::build::check(&run, progress.clone()));
             progress.done();
