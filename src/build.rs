@@ -1233,7 +1233,7 @@ mod tests {
                 allow_linux_tag: false,
             }),
             problems: vec![SelectProblem::NoCompatibleWheel {
-                name: PackageName::normalize("markupsafe"),
+                name: "markupsafe".parse::<PackageName>().unwrap(),
                 version: Some("3.0.4".to_string()),
                 offered: vec!["markupsafe-3.0.4-cp311-cp311-manylinux2014_x86_64.whl".to_string()],
                 has_sdist: false,

@@ -428,9 +428,9 @@ impl IndexConfig {
     /// `Pipfile.lock` keeps them unexpanded); unset variables stay as written.
     pub fn expand_lock_url(&self, url: &url::Url) -> url::Url {
         let expand = |written: &str| -> String {
-            let written = super::simple::percent_decode(written);
+            let written = crate::lock::percent_decode(written);
             let mut out = String::with_capacity(written.len());
-            let mut rest = written.as_str();
+            let mut rest: &str = &written;
             while let Some(start) = rest.find("${") {
                 out.push_str(&rest[..start]);
                 let after = &rest[start + 2..];

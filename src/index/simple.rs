@@ -161,7 +161,7 @@ pub(crate) fn parse_html(html: &str, page_url: &url::Url) -> Vec<ProjectFile> {
             .path_segments()
             .and_then(|mut segments| segments.next_back())
             .filter(|segment| !segment.is_empty())
-            .map(percent_decode)
+            .map(|segment| crate::lock::percent_decode(segment).into_owned())
         else {
             continue;
         };
@@ -188,7 +188,24 @@ pub(crate) fn project_of(filename: &str) -> Option<PackageName> {
         .iter()
         .find_map(|suffix| filename.strip_suffix(suffix))?;
     let (name, _version) = stem.rsplit_once('-')?;
-    Some(PackageName::normalize(name))
+    name.parse().ok()
+}
+
+/// The Simple API page of project `name` on the index at `base`: `base`'s path with the
+/// name pushed as one more segment and a trailing `/` (PEP 503: `<base>/<name>/`). The
+/// name is never joined as text, so nothing in it can climb out of the index's path or
+/// reach another host (a [`PackageName`] holds no `/`, `?` or `#` anyway). `None` when
+/// `base` cannot have a path (`mailto:x`, `data:...`).
+pub(crate) fn project_page(base: &url::Url, name: &PackageName) -> Option<url::Url> {
+    let mut page = base.clone();
+    page.set_query(None);
+    page.set_fragment(None);
+    page.path_segments_mut()
+        .ok()?
+        .pop_if_empty()
+        .push(name.as_str())
+        .push("");
+    Some(page)
 }
 
 /// The distribution files directly in `folder` (not in subfolders), as `(name, path)`
@@ -224,32 +241,6 @@ pub(crate) async fn get_page(
     retries: u32,
 ) -> Result<Fetched, http::HttpFailure> {
     http::get(client, url, accept, retries).await
-}
-
-/// Decode `%XX` escapes; malformed ones, or bytes that are not UTF-8, leave the text as
-/// written.
-pub(crate) fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        let hex = |offset: usize| {
-            bytes
-                .get(index + offset)
-                .and_then(|byte| char::from(*byte).to_digit(16))
-        };
-        if bytes[index] == b'%'
-            && let (Some(high), Some(low)) = (hex(1), hex(2))
-        {
-            // Two hex digits make at most 255.
-            decoded.push((high * 16 + low) as u8);
-            index += 3;
-            continue;
-        }
-        decoded.push(bytes[index]);
-        index += 1;
-    }
-    String::from_utf8(decoded).unwrap_or_else(|_| text.to_string())
 }
 
 #[cfg(test)]
@@ -317,6 +308,29 @@ mod tests {
         assert_eq!(files[1].filename, "Flask+-0.1.tar.gz");
         assert_eq!(files[1].sha256, None);
         assert!(files[1].yanked);
+    }
+
+    #[test]
+    fn ok_project_page_is_one_segment() {
+        let name: PackageName = "Jaraco.Functools".parse().unwrap();
+        for (base, page) in [
+            (
+                "http://127.0.0.1:9/simple/",
+                "http://127.0.0.1:9/simple/jaraco-functools/",
+            ),
+            (
+                "http://127.0.0.1:9/simple",
+                "http://127.0.0.1:9/simple/jaraco-functools/",
+            ),
+            (
+                "http://u:p@127.0.0.1:9/a/simple/?x=1#f",
+                "http://u:p@127.0.0.1:9/a/simple/jaraco-functools/",
+            ),
+            ("http://127.0.0.1:9", "http://127.0.0.1:9/jaraco-functools/"),
+        ] {
+            assert_eq!(project_page(&url(base), &name).unwrap().as_str(), page);
+        }
+        assert_eq!(project_page(&url("mailto:x@127.0.0.1"), &name), None);
     }
 
     #[test]

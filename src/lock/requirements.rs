@@ -40,17 +40,19 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use uv_pep440::{Operator, Version, VersionSpecifiers};
-use uv_pep508::{MarkerEnvironment, MarkerTree, Requirement, VersionOrUrl};
+use uv_pep508::{MarkerEnvironment, MarkerTree, VersionOrUrl};
 
+use super::fields::{self, Excerpt};
 use super::{
     Artifact, ArtifactLocation, GroupSelection, IndexFile, LockedPackage, PackageName,
     PackageSource,
 };
 use crate::digest::Sha256Digest;
+use crate::untrusted::Untrusted;
 use crate::wheel::filename::WheelFilename;
 
 /// The hint every "regenerate the file" message ends with.
-const REGENERATE: &str = "generate the file with `pip-compile --generate-hashes`, `uv pip compile --generate-hashes` or `uv export --format requirements.txt`";
+pub(crate) const REGENERATE: &str = "generate the file with `pip-compile --generate-hashes`, `uv pip compile --generate-hashes` or `uv export --format requirements.txt`";
 
 /// Errors from a requirements file: it cannot be read in hash-checking mode, or it
 /// cannot be installed on the chosen target.
@@ -73,7 +75,8 @@ pub enum RequirementsError {
     /// Files include each other in a cycle.
     #[error(
         "`{place}` includes `{}`, which is already being read ({chain}); remove one of the `-r`/`-c` lines",
-        path.display()
+        path.display(),
+        chain = Untrusted(chain)
     )]
     IncludeCycle {
         /// The line that closes the cycle.
@@ -85,7 +88,8 @@ pub enum RequirementsError {
     },
     /// An include names a URL.
     #[error(
-        "`{place}` includes `{url}`, but envbuild reads only local requirements files; download it next to this file and include it by path"
+        "`{place}` includes `{url}`, but envbuild reads only local requirements files; download it next to this file and include it by path",
+        url = Excerpt(url)
     )]
     RemoteInclude {
         /// The line.
@@ -95,7 +99,8 @@ pub enum RequirementsError {
     },
     /// An option pip-tools, uv and pip do not write, or envbuild does not know.
     #[error(
-        "unknown option `{option}` at `{place}`; envbuild reads `-r`, `-c`, `-i`/`--index-url`, `--extra-index-url`, `-f`/`--find-links`, `--no-index` and `--hash`, and ignores `--only-binary`, `--no-binary`, `--prefer-binary`, `--trusted-host`, `--pre` and `--require-hashes`"
+        "unknown option `{option}` at `{place}`; envbuild reads `-r`, `-c`, `-i`/`--index-url`, `--extra-index-url`, `-f`/`--find-links`, `--no-index` and `--hash`, and ignores `--only-binary`, `--no-binary`, `--prefer-binary`, `--trusted-host`, `--pre` and `--require-hashes`",
+        option = Excerpt(option)
     )]
     UnknownOption {
         /// The line.
@@ -104,7 +109,11 @@ pub enum RequirementsError {
         option: String,
     },
     /// An option on the wrong kind of line.
-    #[error("option `{option}` at `{place}` {reason}")]
+    #[error(
+        "option `{option}` at `{place}` {reason}",
+        option = Excerpt(option),
+        reason = Untrusted(reason)
+    )]
     MisplacedOption {
         /// The line.
         place: String,
@@ -114,7 +123,10 @@ pub enum RequirementsError {
         reason: &'static str,
     },
     /// An option that takes a value has none.
-    #[error("option `{option}` at `{place}` needs a value")]
+    #[error(
+        "option `{option}` at `{place}` needs a value",
+        option = Excerpt(option)
+    )]
     MissingOptionValue {
         /// The line.
         place: String,
@@ -122,7 +134,12 @@ pub enum RequirementsError {
         option: String,
     },
     /// An index or find-links value is not a URL (or path).
-    #[error("`{option}` at `{place}` is `{value}`, which is not a URL: {reason}")]
+    #[error(
+        "`{option}` at `{place}` is `{value}`, which is not a URL: {reason}",
+        option = Excerpt(option),
+        reason = Untrusted(reason),
+        value = Excerpt(value)
+    )]
     InvalidIndexUrl {
         /// The line.
         place: String,
@@ -134,7 +151,11 @@ pub enum RequirementsError {
         reason: String,
     },
     /// A requirement does not parse.
-    #[error("invalid requirement `{requirement}` at `{place}`: {reason}")]
+    #[error(
+        "invalid requirement `{requirement}` at `{place}`: {reason}",
+        reason = Untrusted(reason),
+        requirement = Excerpt(requirement)
+    )]
     InvalidRequirement {
         /// The line.
         place: String,
@@ -145,7 +166,8 @@ pub enum RequirementsError {
     },
     /// A requirement is not pinned to one version.
     #[error(
-        "requirement `{requirement}` at `{place}` is not pinned: hash-checking mode (pip's `--require-hashes`) needs every requirement pinned with `==` or `===`, or given by URL; {REGENERATE}"
+        "requirement `{requirement}` at `{place}` is not pinned: hash-checking mode (pip's `--require-hashes`) needs every requirement pinned with `==` or `===`, or given by URL; {REGENERATE}",
+        requirement = Excerpt(requirement)
     )]
     Unpinned {
         /// The line.
@@ -155,7 +177,8 @@ pub enum RequirementsError {
     },
     /// A requirement has no `--hash`.
     #[error(
-        "requirement `{requirement}` at `{place}` has no `--hash`: envbuild reads requirements files in hash-checking mode, as pip's `--require-hashes`, so every requirement needs at least one; {REGENERATE}"
+        "requirement `{requirement}` at `{place}` has no `--hash`: envbuild reads requirements files in hash-checking mode, as pip's `--require-hashes`, so every requirement needs at least one; {REGENERATE}",
+        requirement = Excerpt(requirement)
     )]
     MissingHash {
         /// The line.
@@ -165,7 +188,8 @@ pub enum RequirementsError {
     },
     /// A requirement's hashes are all of algorithms other than sha256.
     #[error(
-        "requirement `{requirement}` at `{place}` has no `--hash=sha256:...`: envbuild verifies files by SHA-256 only; {REGENERATE}"
+        "requirement `{requirement}` at `{place}` has no `--hash=sha256:...`: envbuild verifies files by SHA-256 only; {REGENERATE}",
+        requirement = Excerpt(requirement)
     )]
     NoSha256 {
         /// The line.
@@ -175,7 +199,8 @@ pub enum RequirementsError {
     },
     /// A `--hash` value is malformed.
     #[error(
-        "`--hash={value}` at `{place}` is not a valid hash: pip writes `--hash=sha256:<64 hexadecimal characters>` (or `sha384:`/`sha512:`)"
+        "`--hash={value}` at `{place}` is not a valid hash: pip writes `--hash=sha256:<64 hexadecimal characters>` (or `sha384:`/`sha512:`)",
+        value = Excerpt(value)
     )]
     InvalidHash {
         /// The line.
@@ -185,7 +210,8 @@ pub enum RequirementsError {
     },
     /// A direct reference lists several sha256 hashes for its one file.
     #[error(
-        "requirement `{requirement}` at `{place}` names one file but lists {count} different sha256 hashes; keep the one of that file"
+        "requirement `{requirement}` at `{place}` names one file but lists {count} different sha256 hashes; keep the one of that file",
+        requirement = Excerpt(requirement)
     )]
     SeveralHashesForOneFile {
         /// The line.
@@ -197,7 +223,8 @@ pub enum RequirementsError {
     },
     /// An editable requirement (`-e`).
     #[error(
-        "editable requirement `{requirement}` at `{place}` needs a build, and envbuild installs wheels only; build a wheel and require it by version or path"
+        "editable requirement `{requirement}` at `{place}` needs a build, and envbuild installs wheels only; build a wheel and require it by version or path",
+        requirement = Excerpt(requirement)
     )]
     EditableRequirement {
         /// The line.
@@ -207,7 +234,8 @@ pub enum RequirementsError {
     },
     /// A requirement points to a source folder.
     #[error(
-        "requirement `{requirement}` at `{place}` points to a folder, which needs a build, and envbuild installs wheels only; build a wheel from it and require that (with its `--hash`), or leave the project out (`uv export --no-emit-project`)"
+        "requirement `{requirement}` at `{place}` points to a folder, which needs a build, and envbuild installs wheels only; build a wheel from it and require that (with its `--hash`), or leave the project out (`uv export --no-emit-project`)",
+        requirement = Excerpt(requirement)
     )]
     DirectoryRequirement {
         /// The line.
@@ -217,7 +245,8 @@ pub enum RequirementsError {
     },
     /// A URL or path requirement whose package name cannot be told.
     #[error(
-        "cannot tell the package of requirement `{requirement}` at `{place}`: its file name is neither a wheel nor `<name>-<version>.<archive>`; write it as `<name> @ <url>`"
+        "cannot tell the package of requirement `{requirement}` at `{place}`: its file name is neither a wheel nor `<name>-<version>.<archive>`; write it as `<name> @ <url>`",
+        requirement = Excerpt(requirement)
     )]
     UnnamedRequirement {
         /// The line.
@@ -227,7 +256,11 @@ pub enum RequirementsError {
     },
     /// `name @ URL` points to a wheel of another package.
     #[error(
-        "requirement `{requirement}` at `{place}` is for `{name}`, but its wheel `{filename}` is for `{wheel_name}`; fix the name or the URL"
+        "requirement `{requirement}` at `{place}` is for `{name}`, but its wheel `{filename}` is for `{wheel_name}`; fix the name or the URL",
+        filename = Excerpt(filename),
+        name = Untrusted(name),
+        requirement = Excerpt(requirement),
+        wheel_name = Untrusted(wheel_name)
     )]
     WheelNameMismatch {
         /// The line.
@@ -243,7 +276,8 @@ pub enum RequirementsError {
     },
     /// Extras or groups were requested, which requirements files do not have.
     #[error(
-        "cannot select {what} from requirements file `{path}`: requirements files have no extras or groups; choose them when generating the file (e.g. `uv export --extra ... --group ...`)"
+        "cannot select {what} from requirements file `{path}`: requirements files have no extras or groups; choose them when generating the file (e.g. `uv export --extra ... --group ...`)",
+        what = Untrusted(what)
     )]
     SelectionNotSupported {
         /// The file.
@@ -253,7 +287,10 @@ pub enum RequirementsError {
     },
     /// One package pinned differently by two lines that both apply.
     #[error(
-        "cannot install requirements file `{path}` on the target: `{package}` is required as {first} and as {second}; keep one of them, or add markers so only one applies"
+        "cannot install requirements file `{path}` on the target: `{package}` is required as {first} and as {second}; keep one of them, or add markers so only one applies",
+        first = Excerpt(first),
+        package = Untrusted(package),
+        second = Excerpt(second)
     )]
     ConflictingPins {
         /// The top-level file.
@@ -267,7 +304,8 @@ pub enum RequirementsError {
     },
     /// Two lines pin the same version with hash lists that share no hash.
     #[error(
-        "cannot install requirements file `{path}`: `{package}` is required at `{first_place}` and at `{second_place}` with no `--hash` in common, so no file satisfies both; keep one of the lines"
+        "cannot install requirements file `{path}`: `{package}` is required at `{first_place}` and at `{second_place}` with no `--hash` in common, so no file satisfies both; keep one of the lines",
+        package = Untrusted(package)
     )]
     DisjointHashes {
         /// The top-level file.
@@ -281,7 +319,9 @@ pub enum RequirementsError {
     },
     /// A pin falls outside a constraint.
     #[error(
-        "cannot install requirements file `{path}`: `{requirement}` at `{place}` is outside the constraint `{constraint}` at `{constraint_place}`; fix the pin or the constraint"
+        "cannot install requirements file `{path}`: `{requirement}` at `{place}` is outside the constraint `{constraint}` at `{constraint_place}`; fix the pin or the constraint",
+        constraint = Excerpt(constraint),
+        requirement = Excerpt(requirement)
     )]
     ConstraintConflict {
         /// The top-level file.
@@ -1104,14 +1144,14 @@ fn parse_pep508(
     written: &str,
     folder: &Path,
 ) -> Result<(PackageName, MarkerTree, Pin), RequirementsError> {
-    let parsed = Requirement::<url::Url>::from_str(requirement).map_err(|error| {
+    let parsed = fields::parse_requirement::<url::Url>(requirement).map_err(|reason| {
         RequirementsError::InvalidRequirement {
             place: place.to_string(),
             requirement: written.to_string(),
-            reason: error.message.to_string(),
+            reason: reason.to_string(),
         }
     })?;
-    let name = PackageName::normalize(parsed.name.as_str());
+    let name = PackageName::from(parsed.name);
     let unpinned = || RequirementsError::Unpinned {
         place: place.to_string(),
         requirement: written.to_string(),
@@ -1150,13 +1190,13 @@ fn parse_bare_location(
         None => (requirement, None),
     };
     let marker = match marker {
-        Some(marker) => {
-            MarkerTree::from_str(marker).map_err(|error| RequirementsError::InvalidRequirement {
+        Some(marker) => fields::parse_marker(marker).map_err(|reason| {
+            RequirementsError::InvalidRequirement {
                 place: place.to_string(),
                 requirement: written.to_string(),
-                reason: error.message.to_string(),
-            })?
-        }
+                reason: reason.to_string(),
+            }
+        })?,
         None => MarkerTree::TRUE,
     };
     let url = if location.contains("://") || location.starts_with("file:") {
@@ -1208,7 +1248,7 @@ fn direct_pin(
     } else {
         ArtifactLocation::Url(url.clone())
     };
-    let filename = url_filename(url).unwrap_or_default();
+    let filename = fields::url_filename(url).unwrap_or_default();
     if filename.is_empty()
         || !ARCHIVE_SUFFIXES
             .iter()
@@ -1259,9 +1299,10 @@ fn direct_pin(
         .iter()
         .find_map(|suffix| filename.strip_suffix(suffix))
         .unwrap_or(&filename);
-    let guessed = stem
-        .rsplit_once('-')
-        .map(|(name, version)| (PackageName::normalize(name), version.to_string()));
+    let guessed = stem.rsplit_once('-').and_then(|(name, version)| {
+        let name = PackageName::from_str(name).ok()?;
+        Some((name, version.to_string()))
+    });
     let (name, version) = match (name, guessed) {
         (Some(name), guessed) => (
             name.clone(),
@@ -1296,11 +1337,11 @@ fn parse_constraint(
         tracing::debug!("`{place}`: ignoring the URL constraint `{written}`");
         return Ok(None);
     }
-    let parsed = Requirement::<url::Url>::from_str(requirement).map_err(|error| {
+    let parsed = fields::parse_requirement::<url::Url>(requirement).map_err(|reason| {
         RequirementsError::InvalidRequirement {
             place: place.to_string(),
             requirement: written.clone(),
-            reason: error.message.to_string(),
+            reason: reason.to_string(),
         }
     })?;
     let specifiers = match parsed.version_or_url {
@@ -1314,23 +1355,10 @@ fn parse_constraint(
     Ok(Some(Constraint {
         place: place.to_string(),
         written,
-        name: PackageName::normalize(parsed.name.as_str()),
+        name: PackageName::from(parsed.name),
         marker: parsed.marker,
         specifiers,
     }))
-}
-
-/// The last path segment of a URL, percent-decoded; `None` if it is empty.
-fn url_filename(url: &url::Url) -> Option<String> {
-    let segment = url.path_segments()?.next_back()?;
-    if segment.is_empty() {
-        return None;
-    }
-    Some(
-        percent_encoding::percent_decode_str(segment)
-            .decode_utf8()
-            .map_or_else(|_| segment.to_string(), |decoded| decoded.into_owned()),
-    )
 }
 
 /// Remove `user:password@` from every URL in `text`, so that messages never show

@@ -713,7 +713,9 @@ fn find_dist_info(
     };
     let stem = dist_info.strip_suffix(".dist-info").unwrap_or(&dist_info);
     let matches = stem.rsplit_once('-').is_some_and(|(name, version)| {
-        PackageName::normalize(name) == parsed.name && versions_equal(version, &parsed.version)
+        name.parse::<PackageName>()
+            .is_ok_and(|name| name == parsed.name)
+            && versions_equal(version, &parsed.version)
     });
     if !matches {
         return Err(WheelError::DistInfoMismatch {
@@ -821,7 +823,7 @@ fn metadata_name(
             name: name.escape_debug().to_string(),
         });
     }
-    if PackageName::normalize(&name) != *expected {
+    if name.parse::<PackageName>().ok().as_ref() != Some(expected) {
         return Err(WheelError::MetadataNameMismatch {
             wheel: wheel.into(),
             name,
