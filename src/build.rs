@@ -880,7 +880,8 @@ fn check_wheels(
 ) -> Result<CheckReport, BuildError> {
     let distributions = wheel_paths
         .iter()
-        .map(|path| crate::check::read_metadata(path))
+        .zip(chosen)
+        .map(|(path, wheel)| crate::check::read_wheel_metadata(path, &wheel.artifact.filename))
         .collect::<Result<Vec<_>, _>>()?;
     debug_assert_eq!(chosen.len(), distributions.len());
     Ok(crate::check::check_dependencies(

@@ -345,7 +345,16 @@ fn indented(report: &CheckReport) -> String {
 /// Read `Name`, `Version` and every `Requires-Dist` from the `*.dist-info/METADATA`
 /// at the root of the wheel at `wheel_path`.
 pub fn read_metadata(wheel_path: &Path) -> Result<InstalledDistribution, CheckError> {
-    let path = wheel_path.display().to_string();
+    read_wheel_metadata(wheel_path, &wheel_path.display().to_string())
+}
+
+/// [`read_metadata`] of a wheel whose messages call it `wheel` (its file name in the lock,
+/// when the file itself sits in the cache under its digest).
+pub fn read_wheel_metadata(
+    wheel_path: &Path,
+    wheel: &str,
+) -> Result<InstalledDistribution, CheckError> {
+    let path = wheel.to_string();
     let file = fs_err::File::open(wheel_path).map_err(|source| CheckError::OpenWheel {
         path: path.clone(),
         source,
@@ -431,12 +440,13 @@ pub fn parse_metadata(
         member: member.to_string(),
         name,
     })?;
+    let mut lines = LineCounter::new(bytes);
     let requires_dist = headers
         .get_all_headers("Requires-Dist")
         .into_iter()
         .map(|header| RequiresDist {
             value: header.get_value().trim().to_string(),
-            line: line_of(bytes, header.get_key_raw()),
+            line: lines.line_of(header.get_key_raw()),
         })
         .filter(|requirement| !requirement.value.is_empty())
         .collect();
@@ -451,18 +461,41 @@ pub fn parse_metadata(
     })
 }
 
-/// The line (from 1) `part`, a slice of `bytes`, starts on.
-fn line_of(bytes: &[u8], part: &[u8]) -> usize {
-    // The header parser hands out slices of the text it was given; compare addresses
-    // to find where this one starts.
-    let offset = (part.as_ptr() as usize)
-        .saturating_sub(bytes.as_ptr() as usize)
-        .min(bytes.len());
-    bytes[..offset]
-        .iter()
-        .filter(|&&byte| byte == b'\n')
-        .count()
-        + 1
+/// Line numbers of slices of a text, asked in the order they appear (headers in file
+/// order), so the text is scanned once.
+struct LineCounter<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+    line: usize,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self {
+            bytes,
+            offset: 0,
+            line: 1,
+        }
+    }
+
+    /// The line (from 1) `part`, a slice of the text, starts on.
+    fn line_of(&mut self, part: &[u8]) -> usize {
+        // The header parser hands out slices of the text it was given; compare addresses
+        // to find where this one starts.
+        let offset = (part.as_ptr() as usize)
+            .saturating_sub(self.bytes.as_ptr() as usize)
+            .min(self.bytes.len());
+        if offset < self.offset {
+            self.offset = 0;
+            self.line = 1;
+        }
+        self.line += self.bytes[self.offset..offset]
+            .iter()
+            .filter(|&&byte| byte == b'\n')
+            .count();
+        self.offset = offset;
+        self.line
+    }
 }
 
 /// Fail with every problem of `report` listed, or succeed when it has none. The
@@ -1014,5 +1047,26 @@ mod tests {
             "{error}"
         );
         assert!(error.to_string().contains("a.whl"));
+    }
+
+    #[test]
+    fn ok_no_panic_on_hostile_metadata() {
+        let seeds = [
+            include_str!("../tests/data/robust/METADATA.ipython"),
+            include_str!("../tests/data/robust/METADATA.jsonschema"),
+            include_str!("../tests/data/robust/METADATA.requests"),
+            include_str!("../tests/data/robust/METADATA.sqlalchemy"),
+        ];
+        // The hostile distribution is checked next to a real one it may require.
+        let others = [parse_metadata(seeds[2].as_bytes(), "real.whl", "METADATA").unwrap()];
+        let environment = environment(11);
+        crate::lock::testing::assert_no_panic("METADATA", seeds, 2000, |text| {
+            if let Ok(distribution) = parse_metadata(text.as_bytes(), "hostile.whl", "METADATA") {
+                let mut set = others.to_vec();
+                set.push(distribution);
+                let report = check_dependencies(&set, &environment);
+                let _ = report.to_string();
+            }
+        });
     }
 }

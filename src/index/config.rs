@@ -1248,4 +1248,45 @@ mod tests {
             "cannot read uv configuration `{root}/home/.config/uv/uv.toml:2:19`: invalid type: string \"https://x.example/\", expected a sequence; fix the file, or pass `--no-config` to ignore it"
         );
     }
+
+    /// Runs [`IndexConfig::resolve`] on hostile versions of one configuration file, and
+    /// uses what it gives.
+    fn assert_no_panic_on_config(name: &str, file: &str, seeds: Vec<String>) {
+        let setup = Setup::new(&[]);
+        let path = setup.root.path().join(file);
+        fs_err::create_dir_all(path.parent().unwrap()).unwrap();
+        let environment = setup.environment(&[]);
+        let lock_url = url::Url::parse("https://${USER}:${TOKEN}@127.0.0.1/simple/").unwrap();
+        crate::lock::testing::assert_no_panic(name, seeds, 1500, |text| {
+            fs_err::write(&path, text).unwrap();
+            if let Ok(config) = IndexConfig::resolve(&IndexFlags::default(), &environment) {
+                let _ = config.describe();
+                let _ = config.expand_lock_url(&lock_url);
+                for index in config.indexes() {
+                    let _ = config.authenticate(index.url());
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn ok_no_panic_on_hostile_pip_conf() {
+        assert_no_panic_on_config(
+            "pip.conf",
+            "system/etc/pip.conf",
+            vec![PIP_CONF.to_string(), USER_PIP_CONF.to_string()],
+        );
+    }
+
+    #[test]
+    fn ok_no_panic_on_hostile_uv_toml() {
+        assert_no_panic_on_config(
+            "uv.toml",
+            "system/etc/uv/uv.toml",
+            vec![
+                "extra-index-url = [\"https://uv-extra.example/simple/\"]\nfind-links = [\"wheels\", \"https://127.0.0.1/links.html\"]\n\n[[index]]\nname = \"torch\"\nurl = \"https://torch.example/whl/\"\nexplicit = true\n\n[[index]]\nurl = \"https://uv-default.example/simple/\"\ndefault = true\n".to_string(),
+                "index-url = \"https://uv-system.example/simple/\"\n".to_string(),
+            ],
+        );
+    }
 }

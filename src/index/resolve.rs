@@ -621,9 +621,10 @@ impl Context<'_> {
                 let Some(sha256) = file.sha256 else { continue };
                 if file.yanked && allows(allowed, &file.filename, &sha256) {
                     tracing::warn!(
-                        "`{}` {version}: `{}` is yanked on `{index}`; installing it because the lockfile pins it",
+                        "`{}` {}: `{}` is yanked on `{index}`; installing it because the lockfile pins it",
                         package.name,
-                        file.filename
+                        Untrusted(&version),
+                        Untrusted(&file.filename)
                     );
                 }
                 candidates.push((

@@ -107,7 +107,10 @@ pub(crate) fn parse_json(body: &[u8], page_url: &url::Url) -> Result<Vec<Project
     let mut files = Vec::with_capacity(page.files.len());
     for file in page.files {
         let Ok(url) = page_url.join(&file.url) else {
-            tracing::debug!("skipping `{}`: its URL does not parse", file.filename);
+            tracing::debug!(
+                "skipping `{}`: its URL does not parse",
+                crate::untrusted::Untrusted(&file.filename)
+            );
             continue;
         };
         let sha256 = file
@@ -346,5 +349,21 @@ mod tests {
             "jinja2"
         );
         assert_eq!(project_of("index.html"), None);
+    }
+
+    #[test]
+    fn ok_no_panic_on_hostile_pages() {
+        let page = url("http://127.0.0.1:9/simple/alpha/");
+        let seeds = [
+            include_str!("../../tests/data/robust/simple-alpha.json"),
+            include_str!("../../tests/data/robust/simple-alpha.html"),
+        ];
+        crate::lock::testing::assert_no_panic("index page", seeds, 3000, |text| {
+            let files =
+                parse_json(text.as_bytes(), &page).unwrap_or_else(|_| parse_html(text, &page));
+            for file in files {
+                let _ = project_of(&file.filename);
+            }
+        });
     }
 }

@@ -465,7 +465,7 @@ pub enum FieldError {
     },
     /// A marker does not parse, or goes past envbuild's bounds.
     #[error(
-        "invalid lockfile `{place}`: {} `{}` is not a valid marker: {reason}",
+        "invalid lockfile `{place}`: {} `{}` is not a valid marker: {reason}; fix the marker, or lock again with the tool that wrote the file",
         Untrusted(key),
         Excerpt(marker)
     )]
@@ -710,5 +710,57 @@ mod tests {
         let shown = Excerpt(&long).to_string();
         assert!(shown.ends_with("… (19800 more bytes)"), "{shown}");
         assert!(shown.len() < 300);
+    }
+
+    /// Markers as uv, Poetry and Pipenv write them, from the fixture locks.
+    fn real_markers() -> Vec<String> {
+        let locks = [
+            include_str!("../../tests/data/locks/uv-forks/uv.lock"),
+            include_str!("../../tests/data/locks/uv-conflicts/uv.lock"),
+            include_str!("../../tests/data/robust/pylock.forks.toml"),
+        ];
+        let mut markers: Vec<String> = locks
+            .iter()
+            .flat_map(|lock| lock.split("marker = \"").skip(1))
+            .filter_map(|rest| rest.split('"').next())
+            .map(str::to_string)
+            .collect();
+        markers.push("'dev' in dependency_groups and 'x' not in extras".to_string());
+        markers
+    }
+
+    #[test]
+    fn ok_no_panic_on_hostile_markers() {
+        let environment = crate::lock::testing::linux_311();
+        let extras = ["cpu".parse().unwrap()];
+        crate::lock::testing::assert_no_panic("marker", real_markers(), 3000, |text| {
+            if let Ok(marker) = parse_marker(text) {
+                let _ = marker.evaluate(&environment, &extras);
+                let _ = marker.try_to_string();
+            }
+        });
+    }
+
+    #[test]
+    fn ok_no_panic_on_hostile_requirements() {
+        let seeds: Vec<String> = [
+            include_str!("../../tests/data/robust/METADATA.ipython"),
+            include_str!("../../tests/data/robust/METADATA.sqlalchemy"),
+        ]
+        .iter()
+        .flat_map(|metadata| metadata.lines())
+        .filter_map(|line| line.strip_prefix("Requires-Dist: "))
+        .map(str::to_string)
+        .chain([
+            "pkg[a,b] @ https://127.0.0.1/p-1.0-py3-none-any.whl ; os_name == 'posix'".to_string(),
+        ])
+        .collect();
+        let environment = crate::lock::testing::linux_311();
+        crate::lock::testing::assert_no_panic("requirement", seeds, 3000, |text| {
+            if let Ok(requirement) = parse_requirement::<url::Url>(text) {
+                let _ = requirement.evaluate_markers(&environment, &[]);
+                let _ = requirement.to_string();
+            }
+        });
     }
 }

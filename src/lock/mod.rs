@@ -10,7 +10,7 @@ mod pylock;
 mod requirements;
 mod source;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 mod uv_lock;
 
 use std::collections::BTreeSet;
@@ -416,5 +416,22 @@ mod tests {
                 .to_string(),
             "`evil\\u{1b}[31m\\n` is not a valid package name: names use letters, digits, `-`, `_` and `.`, and start and end with a letter or digit"
         );
+    }
+
+    #[test]
+    fn ok_no_panic_on_hostile_names_and_format_sniffing() {
+        let seeds = [
+            include_str!("../../tests/data/robust/pylock.forks.toml"),
+            include_str!("../../tests/data/locks/poetry-2.0/poetry.lock"),
+            include_str!("../../tests/data/locks/bad-pipfile/Pipfile.lock"),
+        ];
+        crate::lock::testing::assert_no_panic("format detection", seeds, 1000, |text| {
+            let _ = detect_format("lockfile", text);
+            for word in text.split_whitespace().take(64) {
+                if let Ok(name) = PackageName::from_str(word) {
+                    assert_eq!(PackageName::from_str(name.as_str()).unwrap(), name);
+                }
+            }
+        });
     }
 }

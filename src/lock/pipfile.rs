@@ -363,7 +363,8 @@ impl PipfileLock {
             };
             if &target != required {
                 tracing::warn!(
-                    "lockfile `{path}` was locked for Python {required}, but the target has Python {target}; markers Pipenv left out may not hold"
+                    "lockfile `{path}` was locked for Python {}, but the target has Python {target}; markers Pipenv left out may not hold",
+                    Untrusted(required)
                 );
             }
         }
@@ -1029,5 +1030,22 @@ mod tests {
     #[test]
     fn ok_error_is_small() {
         assert!(std::mem::size_of::<PipfileError>() <= 128);
+    }
+
+    #[test]
+    fn ok_no_panic_on_hostile_input() {
+        let seeds = [
+            LOCK.replace("HASH_A", HASH_A).replace("HASH_B", HASH_B),
+            include_str!("../../tests/data/locks/bad-pipfile/Pipfile.lock").to_string(),
+        ];
+        let selections = crate::lock::testing::hostile_selections();
+        crate::lock::testing::assert_no_panic("Pipfile.lock", seeds, 2000, |text| {
+            if let Ok(lock) = PipfileLock::parse(Path::new(LOCKFILE), text) {
+                let _ = lock.indexes();
+                for (environment, selection) in &selections {
+                    let _ = lock.select(environment, selection);
+                }
+            }
+        });
     }
 }

@@ -372,7 +372,8 @@ impl PoetryLock {
         let minor = release.get(1).copied().unwrap_or(0);
         if minor > 1 {
             tracing::warn!(
-                "lockfile `{version_place}` has `lock-version = \"{lock_version}\"`, newer than the 2.1 envbuild knows; keys added since are ignored"
+                "lockfile `{version_place}` has `lock-version = \"{}\"`, newer than the 2.1 envbuild knows; keys added since are ignored",
+                Untrusted(&lock_version)
             );
         }
 
@@ -1679,5 +1680,24 @@ content-hash = "x"
     #[test]
     fn ok_error_is_small() {
         assert!(std::mem::size_of::<PoetryError>() <= 128);
+    }
+
+    #[test]
+    fn ok_no_panic_on_hostile_input() {
+        let seeds = [
+            with_hashes(LOCK_21),
+            with_hashes(LOCK_20),
+            include_str!("../../tests/data/locks/poetry-2.0/poetry.lock").to_string(),
+            include_str!("../../tests/data/locks/bad-poetry/poetry.lock").to_string(),
+        ];
+        let selections = crate::lock::testing::hostile_selections();
+        crate::lock::testing::assert_no_panic("poetry.lock", seeds, 2000, |text| {
+            if let Ok(lock) = PoetryLock::parse(Path::new(LOCKFILE), text) {
+                let _ = lock.indexes();
+                for (environment, selection) in &selections {
+                    let _ = lock.select(environment, selection);
+                }
+            }
+        });
     }
 }

@@ -2197,4 +2197,24 @@ wheels = [{ url = "https://example.com/numpy-2.0.2-cp312-cp312-manylinux_2_17_x8
         // `Result<_, PylockError>` stays cheap to return.
         assert!(std::mem::size_of::<PylockError>() <= 128);
     }
+
+    #[test]
+    fn ok_no_panic_on_hostile_input() {
+        let seeds = [
+            UV_EXPORT.to_string(),
+            with_hashes(GROUPS),
+            with_hashes(MINIMAL),
+            include_str!("../../tests/data/conflict/pylock.toml").to_string(),
+            include_str!("../../tests/data/robust/pylock.forks.toml").to_string(),
+            include_str!("../../tests/data/robust/pylock.conflicts.toml").to_string(),
+        ];
+        let selections = crate::lock::testing::hostile_selections();
+        crate::lock::testing::assert_no_panic("pylock.toml", seeds, 2000, |text| {
+            if let Ok(lock) = Pylock::parse(Path::new(LOCKFILE), text) {
+                for (environment, selection) in &selections {
+                    let _ = lock.select(environment, selection);
+                }
+            }
+        });
+    }
 }

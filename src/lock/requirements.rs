@@ -36,6 +36,7 @@
 //! of a wheel) become that one artifact.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -62,7 +63,10 @@ pub(crate) const REGENERATE: &str = "generate the file with `pip-compile --gener
 #[derive(Debug, thiserror::Error)]
 pub enum RequirementsError {
     /// An included (`-r`) or constraints (`-c`) file cannot be read.
-    #[error("cannot read `{}`, named at `{place}`", path.display())]
+    #[error(
+        "cannot read `{}`, named at `{place}`",
+        Untrusted(&path.display().to_string())
+    )]
     ReadInclude {
         /// The line that names it.
         place: String,
@@ -75,7 +79,7 @@ pub enum RequirementsError {
     /// Files include each other in a cycle.
     #[error(
         "`{place}` includes `{}`, which is already being read ({chain}); remove one of the `-r`/`-c` lines",
-        path.display(),
+        Untrusted(&path.display().to_string()),
         chain = Untrusted(chain)
     )]
     IncludeCycle {
@@ -732,7 +736,7 @@ impl Parser<'_> {
                     let value = take_value()?;
                     tracing::debug!(
                         "`{place}`: ignoring `{option} {}`: envbuild installs pinned wheels only",
-                        redact_urls(&value)
+                        Untrusted(&redact_urls(&value))
                     );
                 }
                 "--prefer-binary" | "--pre" | "--require-hashes" => {
@@ -787,14 +791,37 @@ impl Parser<'_> {
                 chain: chain.join(" -> "),
             });
         }
-        let text =
-            fs_err::read_to_string(&path).map_err(|source| RequirementsError::ReadInclude {
-                place: place.to_string(),
-                path: path.clone(),
-                source: std::io::Error::new(source.kind(), source),
-            })?;
+        let text = read_include(&path).map_err(|source| RequirementsError::ReadInclude {
+            place: place.to_string(),
+            path: path.clone(),
+            source,
+        })?;
         self.read(&path, &text, mode)
     }
+}
+
+/// The largest included file read (real requirements files are a few hundred kilobytes).
+const INCLUDE_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// The text of an included file: a regular file (not `/dev/zero` or a pipe, which never
+/// end) of at most [`INCLUDE_LIMIT`] bytes, in UTF-8.
+fn read_include(path: &Path) -> std::io::Result<String> {
+    let file = fs_err::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "it is not a regular file",
+        ));
+    }
+    let mut text = String::new();
+    std::io::Read::take(file, INCLUDE_LIMIT + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > INCLUDE_LIMIT {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("it is larger than {INCLUDE_LIMIT} bytes"),
+        ));
+    }
+    Ok(text)
 }
 
 /// pip's logical lines: join lines ending in `\` with the next (a comment line ends a
@@ -967,7 +994,8 @@ fn requirement_options(place: &str, tokens: &[String]) -> Result<LineOptions, Re
             "--config-settings" | "--global-option" => {
                 let value = take_value()?;
                 tracing::debug!(
-                    "`{place}`: ignoring `{option} {value}`: it only affects builds, and envbuild installs wheels"
+                    "`{place}`: ignoring `{option} {}`: it only affects builds, and envbuild installs wheels",
+                    Excerpt(&value)
                 );
             }
             "-r" | "--requirement" | "-c" | "--constraint" | "-i" | "--index-url"
@@ -1334,7 +1362,10 @@ fn parse_constraint(
     written: String,
 ) -> Result<Option<Constraint>, RequirementsError> {
     if is_bare_location(requirement) {
-        tracing::debug!("`{place}`: ignoring the URL constraint `{written}`");
+        tracing::debug!(
+            "`{place}`: ignoring the URL constraint `{}`",
+            Excerpt(&written)
+        );
         return Ok(None);
     }
     let parsed = fields::parse_requirement::<url::Url>(requirement).map_err(|reason| {
@@ -1348,7 +1379,10 @@ fn parse_constraint(
         Some(VersionOrUrl::VersionSpecifier(specifiers)) => specifiers,
         None => VersionSpecifiers::empty(),
         Some(VersionOrUrl::Url(_)) => {
-            tracing::debug!("`{place}`: ignoring the URL constraint `{written}`");
+            tracing::debug!(
+                "`{place}`: ignoring the URL constraint `{}`",
+                Excerpt(&written)
+            );
             return Ok(None);
         }
     };
@@ -1966,5 +2000,43 @@ pysocks==1.7.1 \
             split_requirement_and_options("a==1 ; python_version < '3.12' --hash=x -r y"),
             ("a==1 ; python_version < '3.12'", "--hash=x -r y")
         );
+    }
+
+    #[test]
+    fn ok_no_panic_on_hostile_input() {
+        // Includes (`-r`, `-c`) are read from an empty folder: only absolute paths reach
+        // real files, and an include that is not a regular file is refused.
+        let folder = tempfile::tempdir().unwrap();
+        let file = folder.path().join("requirements.txt");
+        let seeds = [
+            with_hashes(UV_EXPORT),
+            with_hashes(PIP_COMPILE),
+            include_str!("../../tests/data/robust/requirements.forks.txt").to_string(),
+            include_str!("../../tests/data/robust/requirements.conflicts.txt").to_string(),
+        ];
+        let selections = crate::lock::testing::hostile_selections();
+        crate::lock::testing::assert_no_panic("requirements.txt", seeds, 2000, |text| {
+            if let Ok(lock) = Requirements::parse_with_env(&file, text, &no_variables) {
+                let _ = (lock.indexes(), lock.find_links());
+                for (environment, selection) in &selections {
+                    let _ = lock.select(environment, selection);
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn err_include_that_never_ends() {
+        let error = parse("-r /dev/zero\n").unwrap_err().to_string();
+        assert!(
+            error.starts_with(
+                "cannot read `/dev/zero`, named at `/work/project/requirements.txt:1`"
+            ),
+            "{error}"
+        );
+        let source = std::error::Error::source(&parse("-r /dev/zero\n").unwrap_err())
+            .unwrap()
+            .to_string();
+        assert_eq!(source, "it is not a regular file");
     }
 }

@@ -2510,4 +2510,24 @@ source = { git = "https://user:secret@git.example.com/org/repo" }
             "{error}"
         );
     }
+
+    #[test]
+    fn ok_no_panic_on_hostile_input() {
+        let seeds = [
+            FORKS,
+            CONFLICTS,
+            WORKSPACE,
+            SOURCES,
+            DIRECTORY,
+            OTHER_SOURCES,
+        ];
+        let selections = crate::lock::testing::hostile_selections();
+        crate::lock::testing::assert_no_panic("uv.lock", seeds, 2000, |text| {
+            if let Ok(lock) = UvLock::parse(Path::new(LOCKFILE), text) {
+                for (environment, selection) in &selections {
+                    let _ = lock.select(environment, selection);
+                }
+            }
+        });
+    }
 }
