@@ -1069,4 +1069,18 @@ mod tests {
             }
         });
     }
+
+    #[test]
+    fn err_metadata_name_that_is_not_a_name() {
+        let error = parse_metadata(
+            b"Name: ../../x\x1b\nVersion: 1\n",
+            "x.whl",
+            "x-1.dist-info/METADATA",
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "wheel `x.whl`: `x-1.dist-info/METADATA` has an invalid `Name`: `../../x\\u{1b}` is not a valid package name: names use letters, digits, `-`, `_` and `.`, and start and end with a letter or digit; the wheel is broken, rebuild it"
+        );
+    }
 }

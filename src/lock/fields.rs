@@ -763,4 +763,31 @@ mod tests {
             }
         });
     }
+
+    #[test]
+    fn err_messages_escape_what_the_lockfile_wrote() {
+        let error = marker_at(
+            "os_name == '\u{1b}[31m'\n and",
+            "`marker` of package `x`",
+            "pylock.toml:3:10",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.starts_with("invalid lockfile `pylock.toml:3:10`: `marker` of package `x` `os_name == '\\u{1b}[31m'\\n and` is not a valid marker: "),
+            "{error}"
+        );
+        assert!(!error.chars().any(char::is_control), "{error}");
+        let error = FieldError::InvalidVersion {
+            place: "uv.lock:4:1".to_string(),
+            package: "x".to_string(),
+            version: "1.0\r\u{9b}".to_string(),
+            reason: "bad \u{7}".to_string(),
+        }
+        .to_string();
+        assert_eq!(
+            error,
+            "invalid lockfile `uv.lock:4:1`: package `x` has `version = \"1.0\\r\\u{9b}\"`, which is not a PEP 440 version: bad \\u{7}"
+        );
+    }
 }

@@ -1048,4 +1048,20 @@ mod tests {
             }
         });
     }
+
+    #[test]
+    fn err_invalid_package_name_names_file_line_and_name() {
+        for (name, shown) in [
+            ("//host", "//host"),
+            ("x\\u001b]0;owned\\u0007", "x\\u{1b}]0;owned\\u{7}"),
+        ] {
+            let text = LOCK.replace("\"colorama\": {", &format!("\"{name}\": {{"));
+            assert_eq!(
+                parse_error(&text),
+                format!(
+                    "invalid lockfile `/work/project/Pipfile.lock:32:9`: `{shown}` is not a valid package name: names use letters, digits, `-`, `_` and `.`, and start and end with a letter or digit"
+                )
+            );
+        }
+    }
 }

@@ -1700,4 +1700,40 @@ content-hash = "x"
             }
         });
     }
+
+    #[test]
+    fn err_invalid_package_name_names_file_line_and_name() {
+        // `//[` reached the index lookup's `Url::join(...).expect(...)` and panicked.
+        for (name, shown) in [
+            ("//[", "//["),
+            ("//host", "//host"),
+            ("a\\u001b[2J", "a\\u{1b}[2J"),
+        ] {
+            let text = LOCK_21.replacen(
+                "name = \"backports-tarfile\"",
+                &format!("name = \"{name}\""),
+                1,
+            );
+            assert_eq!(
+                parse_error(&text),
+                format!(
+                    "invalid lockfile `/work/project/poetry.lock:4:8`: `{shown}` is not a valid package name: names use letters, digits, `-`, `_` and `.`, and start and end with a letter or digit"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn err_invalid_dependency_name() {
+        let text = LOCK_21.replacen(
+            "[package.dependencies]\n",
+            "[package.dependencies]\n\"a/b\" = \"*\"\n",
+            1,
+        );
+        assert!(
+            parse_error(&text).contains("`a/b` is not a valid package name"),
+            "{}",
+            parse_error(&text)
+        );
+    }
 }
