@@ -275,7 +275,8 @@ pub enum CheckError {
     },
     /// Several `*.dist-info/METADATA` at the wheel's root.
     #[error(
-        "wheel `{path}` has several `.dist-info` folders with a `METADATA` ({found}), but a wheel has exactly one; the wheel is broken, rebuild it"
+        "wheel `{path}` has several `.dist-info` folders with a `METADATA` ({found}), but a wheel has exactly one; the wheel is broken, rebuild it",
+        found = Untrusted(found)
     )]
     MultipleMetadata {
         /// The wheel path.
@@ -285,7 +286,9 @@ pub enum CheckError {
     },
     /// `METADATA` cannot be read, is too large, or is not UTF-8.
     #[error(
-        "wheel `{path}`: cannot read `{member}` ({reason}); the wheel is broken, fetch or rebuild it"
+        "wheel `{path}`: cannot read `{member}` ({reason}); the wheel is broken, fetch or rebuild it",
+        member = Untrusted(member),
+        reason = Untrusted(reason)
     )]
     MetadataUnreadable {
         /// The wheel path.
@@ -297,7 +300,8 @@ pub enum CheckError {
     },
     /// `METADATA` is not in email-header format.
     #[error(
-        "wheel `{path}`: `{member}` is not in email-header format; the wheel is broken, rebuild it"
+        "wheel `{path}`: `{member}` is not in email-header format; the wheel is broken, rebuild it",
+        member = Untrusted(member)
     )]
     MalformedMetadata {
         /// The wheel path (or the label given to [`parse_metadata`]).
@@ -322,7 +326,11 @@ pub enum CheckError {
         name: crate::lock::InvalidPackageName,
     },
     /// `METADATA` lacks `Name` or `Version`.
-    #[error("wheel `{path}`: `{member}` has no `{field}` header; the wheel is broken, rebuild it")]
+    #[error(
+        "wheel `{path}`: `{member}` has no `{field}` header; the wheel is broken, rebuild it",
+        field = Untrusted(field),
+        member = Untrusted(member)
+    )]
     MetadataFieldMissing {
         /// The wheel path (or the label given to [`parse_metadata`]).
         path: String,

@@ -38,6 +38,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::netrc::Netrc;
+use crate::lock::Excerpt;
+use crate::untrusted::Untrusted;
 
 /// Index settings given on the command line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,7 +50,7 @@ pub struct IndexFlags {
     pub extra_index_urls: Vec<String>,
     /// `--find-links`, repeatable: folders of wheels, or HTML pages linking to them.
     pub find_links: Vec<String>,
-    /// `--no-config`: read no pip.conf or uv.toml.
+    /// `--no-index-config`: read no pip.conf or uv.toml.
     pub no_config: bool,
 }
 
@@ -259,7 +261,9 @@ impl fmt::Debug for UrlVariables {
 pub enum IndexConfigError {
     /// A configured index or find-links URL does not parse.
     #[error(
-        "the index URL `{value}` from {origin} is not a URL: {reason}; write an absolute `http://` or `https://` URL"
+        "the index URL `{value}` from {origin} is not a URL: {reason}; write an absolute `http://` or `https://` URL",
+        reason = Untrusted(reason),
+        value = Excerpt(value)
     )]
     InvalidUrl {
         /// Where it was configured.
@@ -271,7 +275,9 @@ pub enum IndexConfigError {
     },
     /// A configured index uses a scheme envbuild cannot query.
     #[error(
-        "the index URL `{value}` from {origin} uses the scheme `{scheme}`, but package indexes are read over `http` or `https` (use `--find-links` for a local folder)"
+        "the index URL `{value}` from {origin} uses the scheme `{scheme}`, but package indexes are read over `http` or `https` (use `--find-links` for a local folder)",
+        scheme = Untrusted(scheme),
+        value = Excerpt(value)
     )]
     UnsupportedScheme {
         /// Where it was configured.
@@ -283,7 +289,8 @@ pub enum IndexConfigError {
     },
     /// A `uv.toml` is not valid TOML or has a key of the wrong type.
     #[error(
-        "cannot read uv configuration `{place}`: {message}; fix the file, or pass `--no-config` to ignore it"
+        "cannot read uv configuration `{place}`: {message}; fix the file, or pass `--no-index-config` to ignore it",
+        message = Untrusted(message)
     )]
     InvalidUvToml {
         /// `path:line:column`.
@@ -293,7 +300,8 @@ pub enum IndexConfigError {
     },
     /// A `pip.conf` line is neither a section, an option, a continuation nor a comment.
     #[error(
-        "cannot read pip configuration `{place}`: `{line}` is not a `[section]`, a `key = value` line or an indented continuation; fix the file, or pass `--no-config` to ignore it"
+        "cannot read pip configuration `{place}`: `{line}` is not a `[section]`, a `key = value` line or an indented continuation; fix the file, or pass `--no-index-config` to ignore it",
+        line = Excerpt(line)
     )]
     InvalidPipConf {
         /// `path:line`.
@@ -673,7 +681,10 @@ fn uv_toml_layer(environment: &IndexEnvironment) -> Result<Layer, IndexConfigErr
         let wire: UvTomlWire =
             toml::from_str(&text).map_err(|error| IndexConfigError::InvalidUvToml {
                 place: match error.span() {
-                    Some(span) => format!("{}:{}", path.display(), line_column(&text, span.start)),
+                    Some(span) => {
+                        let (line, column) = crate::lock::line_column(&text, span.start);
+                        format!("{}:{line}:{column}", path.display())
+                    }
                     None => path.display().to_string(),
                 },
                 message: error.message().trim_end().to_string(),
@@ -718,13 +729,6 @@ fn uv_toml_layer(environment: &IndexEnvironment) -> Result<Layer, IndexConfigErr
         }
     }
     Ok(layer)
-}
-
-fn line_column(text: &str, offset: usize) -> String {
-    let before = text.get(..offset.min(text.len())).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |index| index + 1);
-    format!("{line}:{}", before[line_start..].chars().count() + 1)
 }
 
 /// pip's configuration files, lowest precedence first.
@@ -1233,7 +1237,7 @@ mod tests {
         )]);
         assert_eq!(
             setup.resolve_error(&IndexFlags::default(), &[]),
-            "cannot read pip configuration `{root}/system/etc/pip.conf:3`: `this is not an option` is not a `[section]`, a `key = value` line or an indented continuation; fix the file, or pass `--no-config` to ignore it"
+            "cannot read pip configuration `{root}/system/etc/pip.conf:3`: `this is not an option` is not a `[section]`, a `key = value` line or an indented continuation; fix the file, or pass `--no-index-config` to ignore it"
         );
     }
 
@@ -1245,7 +1249,7 @@ mod tests {
         )]);
         assert_eq!(
             setup.resolve_error(&IndexFlags::default(), &[]),
-            "cannot read uv configuration `{root}/home/.config/uv/uv.toml:2:19`: invalid type: string \"https://x.example/\", expected a sequence; fix the file, or pass `--no-config` to ignore it"
+            "cannot read uv configuration `{root}/home/.config/uv/uv.toml:2:19`: invalid type: string \"https://x.example/\", expected a sequence; fix the file, or pass `--no-index-config` to ignore it"
         );
     }
 

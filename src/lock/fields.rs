@@ -301,6 +301,20 @@ pub(crate) fn package_name_at(written: &str, place: &str) -> Result<PackageName,
     })
 }
 
+/// `written`, found at `place` as `key`, as an extra or dependency group name (or any
+/// other name of the package name grammar).
+pub(crate) fn name_at<T: FromStr>(
+    written: &str,
+    key: impl Into<String>,
+    place: &str,
+) -> Result<T, FieldError> {
+    T::from_str(written).map_err(|_| FieldError::InvalidName {
+        place: place.to_string(),
+        key: key.into(),
+        name: written.to_string(),
+    })
+}
+
 /// `written`, the value of `key` at `place`, as a marker.
 pub(crate) fn marker_at(
     written: &str,
@@ -330,6 +344,31 @@ pub(crate) fn percent_decode(text: &str) -> Cow<'_, str> {
     percent_encoding::percent_decode_str(text)
         .decode_utf8()
         .unwrap_or(Cow::Borrowed(text))
+}
+
+/// `the extras `a`, `b`` (the names quoted), or `no extras`.
+pub(crate) fn offered_list<T: fmt::Display>(
+    what: &str,
+    names: impl IntoIterator<Item = T>,
+) -> String {
+    let quoted: Vec<String> = names
+        .into_iter()
+        .map(|name| format!("`{}`", Untrusted(&name.to_string())))
+        .collect();
+    if quoted.is_empty() {
+        format!("no {what}")
+    } else {
+        format!("the {what} {}", quoted.join(", "))
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+pub(crate) fn join_and(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [only] => only.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 /// What an `<algorithm>:<hex>` hash holds for envbuild.
@@ -445,6 +484,20 @@ pub enum FieldError {
         place: String,
         /// The name and why it is refused.
         name: super::InvalidPackageName,
+    },
+    /// An extra or dependency group name is not a valid name.
+    #[error(
+        "invalid lockfile `{place}`: {} `{}` is not a valid name: names use letters, digits, `-`, `_` and `.`, and start and end with a letter or digit",
+        Untrusted(key),
+        Untrusted(name)
+    )]
+    InvalidName {
+        /// Where.
+        place: String,
+        /// What kind of name, e.g. "`extras` entry" or "extra of package `flask`".
+        key: String,
+        /// The name, as written.
+        name: String,
     },
     /// A package `version` is not a PEP 440 version.
     #[error(

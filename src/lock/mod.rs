@@ -27,6 +27,7 @@ pub use pipfile::PipfileError;
 pub use poetry::PoetryError;
 pub use pylock::PylockError;
 pub use requirements::RequirementsError;
+pub(crate) use source::line_column;
 pub use uv_lock::UvLockError;
 
 /// A valid package name, in normalized form: it matches the PEP 508 name grammar

@@ -443,7 +443,7 @@ impl PoetryLock {
                 .ok_or_else(|| PoetryError::UnknownExtra {
                     path: path.clone(),
                     extra: requested.clone(),
-                    offered: offered_list("extras", self.extras.keys()),
+                    offered: fields::offered_list("extras", self.extras.keys()),
                 })?;
             extras.push(extra);
         }
@@ -523,7 +523,7 @@ impl PoetryLock {
                 return Err(PoetryError::UnknownGroup {
                     path: path.to_string(),
                     group: requested.clone(),
-                    offered: offered_list("groups", known.iter()),
+                    offered: fields::offered_list("groups", known.iter()),
                 });
             }
             groups.insert(group);
@@ -614,15 +614,6 @@ fn describe_entry(package: &Package) -> String {
         package.locked.version.as_deref().unwrap_or(""),
         package.place
     )
-}
-
-fn offered_list<T: std::fmt::Display>(what: &str, names: impl Iterator<Item = T>) -> String {
-    let quoted: Vec<String> = names.map(|name| format!("`{name}`")).collect();
-    if quoted.is_empty() {
-        format!("no {what}")
-    } else {
-        format!("the {what} {}", quoted.join(", "))
-    }
 }
 
 /// The name part of a PEP 508 requirement or Poetry's `name (constraint)` form.

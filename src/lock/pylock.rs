@@ -270,23 +270,6 @@ pub enum PylockError {
         /// The extra it names.
         extra: String,
     },
-    /// An entry of `extras`, `dependency-groups` or `default-groups` is not a valid name.
-    #[error(
-        "invalid lockfile `{place}`: `{key}` lists `{name}`, which is not a valid name: {reason}",
-        key = Untrusted(key),
-        name = Untrusted(name),
-        reason = Untrusted(reason)
-    )]
-    InvalidListedName {
-        /// Where.
-        place: String,
-        /// `extras`, `dependency-groups` or `default-groups`.
-        key: &'static str,
-        /// The entry, as written.
-        name: String,
-        /// Why it is rejected.
-        reason: String,
-    },
     /// The user asked for an extra the lock does not offer.
     #[error(
         "cannot select extra `{extra}` from lockfile `{path}`: the lock offers {offered}; choose one of those, or export the lock again with this extra",
@@ -565,19 +548,11 @@ impl Pylock {
             })
             .transpose()?;
 
-        let extras = parse_names(&source, wire.extras, "extras", ExtraName::from_str)?;
-        let dependency_groups = parse_names(
-            &source,
-            wire.dependency_groups,
-            "dependency-groups",
-            GroupName::from_str,
-        )?;
-        let default_groups = parse_names(
-            &source,
-            wire.default_groups,
-            "default-groups",
-            GroupName::from_str,
-        )?;
+        let extras = parse_names::<ExtraName>(&source, wire.extras, "extras")?;
+        let dependency_groups =
+            parse_names::<GroupName>(&source, wire.dependency_groups, "dependency-groups")?;
+        let default_groups =
+            parse_names::<GroupName>(&source, wire.default_groups, "default-groups")?;
 
         let packages = packages_wire
             .into_iter()
@@ -618,7 +593,7 @@ impl Pylock {
                 .ok_or_else(|| PylockError::UnknownExtra {
                     path: path.clone(),
                     extra: requested.clone(),
-                    offered: offered_list("extras", &self.extras),
+                    offered: fields::offered_list("extras", &self.extras),
                 })?;
             extras.push(extra);
         }
@@ -641,7 +616,7 @@ impl Pylock {
                     PylockError::UnknownGroup {
                         path: path.clone(),
                         group: requested.clone(),
-                        offered: offered_list("groups", &offered),
+                        offered: fields::offered_list("groups", &offered),
                     }
                 })?;
             if !groups.contains(&group) {
@@ -729,14 +704,6 @@ fn describe_entry(package: &Package) -> String {
     )
 }
 
-fn offered_list<T: std::fmt::Display>(what: &str, names: &[T]) -> String {
-    if names.is_empty() {
-        return format!("no {what}");
-    }
-    let quoted: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
-    format!("the {what} {}", quoted.join(", "))
-}
-
 fn check_lock_version(
     source: &Source<'_>,
     value: Option<Spanned<toml::Value>>,
@@ -791,21 +758,20 @@ fn parse_requires_python(
     }
 }
 
-fn parse_names<T, E: std::fmt::Display>(
+fn parse_names<T: std::str::FromStr>(
     source: &Source<'_>,
     entries: Vec<Spanned<String>>,
     key: &'static str,
-    parse: impl Fn(&str) -> Result<T, E>,
 ) -> Result<Vec<T>, PylockError> {
     entries
         .into_iter()
         .map(|entry| {
-            parse(entry.get_ref()).map_err(|error| PylockError::InvalidListedName {
-                place: source.place(entry.span()),
-                key,
-                name: entry.get_ref().clone(),
-                reason: error.to_string(),
-            })
+            let place = source.place(entry.span());
+            Ok(fields::name_at(
+                entry.get_ref(),
+                format!("`{key}` entry"),
+                &place,
+            )?)
         })
         .collect()
 }
@@ -874,7 +840,7 @@ fn parse_package(
         return Err(PylockError::ConflictingSources {
             place,
             package: package_label,
-            sources: join_and(&quoted),
+            sources: fields::join_and(&quoted),
         });
     }
     if !has_distributions && tree_keys.is_empty() {
@@ -1225,15 +1191,6 @@ impl PackageContext<'_> {
         // `absolute` does not touch the file system beyond reading the working
         // directory, which only matters for a lockfile given by a relative path.
         std::path::absolute(&joined).unwrap_or(joined)
-    }
-}
-
-/// `a`, `a and b`, `a, b and c`.
-fn join_and(items: &[String]) -> String {
-    match items {
-        [] => String::new(),
-        [only] => only.clone(),
-        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
 }
 
@@ -2088,12 +2045,9 @@ vcs = { type = "git", url = "https://example.com/local.git", commit-id = "012345
     #[test]
     fn err_invalid_listed_name() {
         let text = MINIMAL.replace("created-by", "extras = [\"a b\"]\ncreated-by");
-        let error = parse_error(&text);
-        assert!(
-            error.starts_with(
-                "invalid lockfile `/work/project/pylock.toml:2:11`: `extras` lists `a b`, which is not a valid name: "
-            ),
-            "{error}"
+        assert_eq!(
+            parse_error(&text),
+            "invalid lockfile `/work/project/pylock.toml:2:11`: `extras` entry `a b` is not a valid name: names use letters, digits, `-`, `_` and `.`, and start and end with a letter or digit"
         );
     }
 

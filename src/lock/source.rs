@@ -22,13 +22,7 @@ pub(crate) struct Source<'a> {
 impl Source<'_> {
     /// `path:line:column` of the start of `span` (a byte range of the text).
     pub(crate) fn place(&self, span: Range<usize>) -> String {
-        let offset = span.start.min(self.text.len());
-        // Spans come from the parser and fall on character boundaries; stay safe if one
-        // ever does not.
-        let before = self.text.get(..offset).unwrap_or(self.text);
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |index| index + 1);
-        let column = before[line_start..].chars().count() + 1;
+        let (line, column) = line_column(self.text, span.start);
         format!("{}:{line}:{column}", self.path.display())
     }
 
@@ -96,6 +90,17 @@ impl Source<'_> {
             format: self.format,
         }
     }
+}
+
+/// The line and column (from 1, in characters) of byte `offset` of `text`.
+pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    // Offsets come from parsers and fall on character boundaries; stay safe if one ever
+    // does not.
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |index| index + 1);
+    (line, before[line_start..].chars().count() + 1)
 }
 
 #[cfg(test)]

@@ -129,23 +129,6 @@ pub enum UvLockError {
         /// Which artifact.
         artifact: String,
     },
-    /// An extra, group or conflict name is not a valid name.
-    #[error(
-        "invalid lockfile `{place}`: {key} `{name}` is not a valid name: {reason}",
-        key = Untrusted(key),
-        name = Untrusted(name),
-        reason = Untrusted(reason)
-    )]
-    InvalidName {
-        /// Where.
-        place: String,
-        /// What kind of name, e.g. "extra of package `flask`".
-        key: String,
-        /// The name, as written.
-        name: String,
-        /// Why it is rejected.
-        reason: String,
-    },
     /// A `conflicts` item names neither an extra nor a group.
     #[error(
         "invalid lockfile `{place}`: a `conflicts` item must have `package` and exactly one of `extra` and `group`; run `uv lock` again"
@@ -919,7 +902,7 @@ impl UvLock {
                 .ok_or_else(|| UvLockError::UnknownExtra {
                     path: path.to_string(),
                     extra: requested.clone(),
-                    offered: offered_list("extras", &offered_extras),
+                    offered: fields::offered_list("extras", &offered_extras),
                 })?;
             extras.push(extra);
         }
@@ -937,7 +920,7 @@ impl UvLock {
                 .ok_or_else(|| UvLockError::UnknownGroup {
                     path: path.to_string(),
                     group: requested.clone(),
-                    offered: offered_list("groups", &offered_groups),
+                    offered: fields::offered_list("groups", &offered_groups),
                 })?;
             if !groups.contains(&group) {
                 groups.push(group);
@@ -1192,16 +1175,8 @@ fn parse_marker(written: &str, key: &str, place: &str) -> Result<MarkerTree, UvL
     Ok(fields::marker_at(written, key, place)?)
 }
 
-fn parse_name<T: FromStr>(written: &str, key: &str, place: &str) -> Result<T, UvLockError>
-where
-    T::Err: fmt::Display,
-{
-    T::from_str(written).map_err(|error| UvLockError::InvalidName {
-        place: place.to_string(),
-        key: key.to_string(),
-        name: written.to_string(),
-        reason: error.to_string(),
-    })
+fn parse_name<T: FromStr>(written: &str, key: &str, place: &str) -> Result<T, UvLockError> {
+    Ok(fields::name_at(written, key, place)?)
 }
 
 fn parse_package_name(written: &str, place: &str) -> Result<PackageName, UvLockError> {
@@ -1260,7 +1235,7 @@ fn parse_source(wire: SourceWire, owner: &str, place: &str) -> Result<LockSource
                     .iter()
                     .map(|(kind, _)| format!("`{}`", kind.key()))
                     .collect();
-                join_and(&keys)
+                fields::join_and(&keys)
             };
             Err(UvLockError::InvalidSource {
                 place: place.to_string(),
@@ -1486,7 +1461,7 @@ fn resolve_dependencies(
                     place: dependency.place.clone(),
                     owner: owner.to_string(),
                     dependency: dependency.describe(),
-                    candidates: format!("versions {}", join_and(&versions)),
+                    candidates: format!("versions {}", fields::join_and(&versions)),
                 })
             }
         }
@@ -1784,24 +1759,7 @@ fn describe_candidates(packages: &[Package], candidates: &[usize]) -> String {
         .iter()
         .map(|&index| describe_version(&packages[index].locked))
         .collect();
-    join_and(&versions)
-}
-
-fn offered_list<T: fmt::Display>(what: &str, names: &BTreeSet<&T>) -> String {
-    if names.is_empty() {
-        return format!("no {what}");
-    }
-    let quoted: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
-    format!("the {what} {}", quoted.join(", "))
-}
-
-/// `a`, `a and b`, `a, b and c`.
-fn join_and(items: &[String]) -> String {
-    match items {
-        [] => String::new(),
-        [only] => only.clone(),
-        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
-    }
+    fields::join_and(&versions)
 }
 
 #[cfg(test)]
