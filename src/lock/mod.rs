@@ -134,7 +134,8 @@ impl fmt::Display for ArtifactLocation {
                 }
                 write!(f, "{shown}")
             }
-            Self::Path(path) => write!(f, "{}", path.display()),
+            // A path from a lockfile may hold any character.
+            Self::Path(path) => write!(f, "{}", Untrusted(&path.display().to_string())),
         }
     }
 }
