@@ -843,4 +843,113 @@ mod tests {
             "invalid lockfile `uv.lock:4:1`: package `x` has `version = \"1.0\\r\\u{9b}\"`, which is not a PEP 440 version: bad \\u{7}"
         );
     }
+
+    /// Markers built from the PEP 508 grammar (the mutated real markers above rarely stay
+    /// valid long enough to reach evaluation): every key, operator and quoting, odd
+    /// values (wildcards, epochs, local versions, control characters, quotes), `and`/`or`
+    /// trees with parentheses up to 40 deep.
+    fn generated_marker() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let key = proptest::sample::select(
+            &[
+                "python_version",
+                "python_full_version",
+                "os_name",
+                "sys_platform",
+                "platform_machine",
+                "platform_release",
+                "platform_system",
+                "implementation_name",
+                "platform_python_implementation",
+                "extra",
+                "extras",
+                "dependency_groups",
+                "os.name",
+            ][..],
+        );
+        let operator = proptest::sample::select(
+            &[
+                "==", "!=", "<", "<=", ">", ">=", "~=", "===", "in", "not in",
+            ][..],
+        );
+        let value = proptest::sample::select(
+            &[
+                "3.11",
+                "3.*",
+                "3",
+                "1!2.0.post1.dev3+local.7",
+                "",
+                "linux",
+                "win32",
+                "cpu",
+                "extra-5-toy-b-cpu",
+                "a b",
+                "x86_64 aarch64",
+                "\u{1b}[31m",
+                "\"",
+                "9999999999999999999999",
+                "3.11.*.1",
+                "dev",
+                "é",
+            ][..],
+        );
+        let leaf =
+            (key, operator, value, any::<bool>()).prop_map(|(key, operator, value, reversed)| {
+                let quoted = if value.contains('\'') {
+                    format!("\"{value}\"")
+                } else {
+                    format!("'{value}'")
+                };
+                if reversed {
+                    format!("{quoted} {operator} {key}")
+                } else {
+                    format!("{key} {operator} {quoted}")
+                }
+            });
+        leaf.prop_recursive(8, 64, 4, |inner| {
+            prop_oneof![
+                (
+                    inner.clone(),
+                    proptest::sample::select(&[" and ", " or "][..]),
+                    inner.clone()
+                )
+                    .prop_map(|(left, joiner, right)| format!("{left}{joiner}{right}")),
+                (inner, 1..6usize).prop_map(|(marker, depth)| {
+                    format!("{}{marker}{}", "(".repeat(depth), ")".repeat(depth))
+                }),
+            ]
+        })
+    }
+
+    #[test]
+    fn ok_no_panic_on_generated_markers() {
+        use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+        let environments = [
+            crate::lock::testing::linux_311(),
+            crate::lock::testing::environment("win32", "3.8.10"),
+        ];
+        let extras = ["cpu".parse().unwrap()];
+        let groups = ["dev".parse().unwrap()];
+        let config = Config {
+            cases: 2000,
+            failure_persistence: None,
+            ..Config::default()
+        };
+        let mut runner =
+            TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]));
+        let result = runner.run(&generated_marker(), |text| {
+            let Ok(marker) = parse_marker(&text) else {
+                return Ok(());
+            };
+            for environment in &environments {
+                let _ = marker.evaluate(environment, &extras);
+                let _ = marker.evaluate_pep751(environment, &extras, &groups);
+            }
+            let _ = marker.try_to_string();
+            Ok(())
+        });
+        if let Err(error) = result {
+            panic!("a generated marker made the parser panic: {error}");
+        }
+    }
 }
