@@ -19,7 +19,8 @@ use uv_normalize::ExtraName;
 use uv_pep440::Version;
 use uv_pep508::{MarkerEnvironment, Requirement, VersionOrUrl};
 
-use crate::lock::PackageName;
+use crate::lock::{Excerpt, PackageName};
+use crate::untrusted::Untrusted;
 
 /// The most bytes of `METADATA` read into memory (the largest real ones are well
 /// under a MiB, long descriptions included).
@@ -32,8 +33,28 @@ pub struct InstalledDistribution {
     pub name: PackageName,
     /// The version, as `METADATA` writes it.
     pub version: String,
-    /// The raw `Requires-Dist` values, in file order.
-    pub requires_dist: Vec<String>,
+    /// Where the metadata was read.
+    pub metadata: MetadataFile,
+    /// The `Requires-Dist` values, in file order.
+    pub requires_dist: Vec<RequiresDist>,
+}
+
+/// A wheel's `METADATA` file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MetadataFile {
+    /// The wheel's path (or the label given to [`parse_metadata`]).
+    pub wheel: String,
+    /// The member, e.g. `flask-3.1.3.dist-info/METADATA`.
+    pub member: String,
+}
+
+/// One `Requires-Dist` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequiresDist {
+    /// Its value, as written (surrounding whitespace removed).
+    pub value: String,
+    /// The line of `METADATA` it starts on (from 1).
+    pub line: usize,
 }
 
 /// One distribution on a chain of requirers.
@@ -47,7 +68,7 @@ pub struct ChainLink {
 
 impl fmt::Display for ChainLink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.name, self.version)
+        write!(f, "{} {}", self.name, Untrusted(&self.version))
     }
 }
 
@@ -73,15 +94,19 @@ pub enum DependencyProblem {
         /// The version in the set (several joined with `, ` if the set holds several).
         locked_version: String,
     },
-    /// A `Requires-Dist` value is not a valid PEP 508 requirement, so it cannot be
-    /// checked.
+    /// A `Requires-Dist` value is not a valid PEP 508 requirement, or goes past the
+    /// bounds envbuild reads markers within, so it cannot be checked.
     InvalidRequirement {
         /// Root first, the distribution whose metadata holds it last.
         chain: Vec<ChainLink>,
         /// The `Requires-Dist` value as written.
         requirement: String,
-        /// Why it does not parse.
+        /// Why it is refused.
         reason: String,
+        /// The wheel and `METADATA` member that hold it.
+        metadata: MetadataFile,
+        /// Its line in `METADATA`.
+        line: usize,
     },
     /// A distribution's version is not a PEP 440 version, so no specifier can be
     /// checked against it.
@@ -125,8 +150,9 @@ impl fmt::Display for DependencyProblem {
         match self {
             Self::Missing { chain, requirement } => write!(
                 f,
-                "{} requires {requirement}, which is not locked{}",
+                "{} requires {}, which is not locked{}",
                 requirer(chain),
+                Excerpt(requirement),
                 via(chain)
             ),
             Self::Conflict {
@@ -134,13 +160,16 @@ impl fmt::Display for DependencyProblem {
                 requirement,
                 locked_version,
             } => {
-                let name = Requirement::<uv_pep508::VerbatimUrl>::from_str(requirement)
+                // It parsed when the problem was found.
+                let name = crate::lock::parse_requirement::<uv_pep508::VerbatimUrl>(requirement)
                     .map(|parsed| parsed.name.to_string())
                     .unwrap_or_default();
                 write!(
                     f,
-                    "{} requires {requirement}, locked {name} {locked_version}{}",
+                    "{} requires {}, locked {name} {}{}",
                     requirer(chain),
+                    Excerpt(requirement),
+                    Untrusted(locked_version),
                     via(chain)
                 )
             }
@@ -148,10 +177,16 @@ impl fmt::Display for DependencyProblem {
                 chain,
                 requirement,
                 reason,
+                metadata,
+                line,
             } => write!(
                 f,
-                "{} has `Requires-Dist: {requirement}`, which is not a valid PEP 508 requirement ({reason}){}",
+                "{} has `Requires-Dist: {}` (wheel `{}`, `{}` line {line}), which is not a valid PEP 508 requirement ({}){}",
                 requirer(chain),
+                Excerpt(requirement),
+                Untrusted(&metadata.wheel),
+                Untrusted(&metadata.member),
+                Untrusted(reason),
                 via(chain)
             ),
             Self::InvalidVersion {
@@ -159,7 +194,8 @@ impl fmt::Display for DependencyProblem {
                 reason,
             } => write!(
                 f,
-                "{distribution}: the version is not a PEP 440 version ({reason}), so requirements on `{}` cannot be checked",
+                "{distribution}: the version is not a PEP 440 version ({}), so requirements on `{}` cannot be checked",
+                Untrusted(reason),
                 distribution.name
             ),
         }
@@ -239,7 +275,8 @@ pub enum CheckError {
     },
     /// Several `*.dist-info/METADATA` at the wheel's root.
     #[error(
-        "wheel `{path}` has several `.dist-info` folders with a `METADATA` ({found}), but a wheel has exactly one; the wheel is broken, rebuild it"
+        "wheel `{path}` has several `.dist-info` folders with a `METADATA` ({found}), but a wheel has exactly one; the wheel is broken, rebuild it",
+        found = Untrusted(found)
     )]
     MultipleMetadata {
         /// The wheel path.
@@ -249,7 +286,9 @@ pub enum CheckError {
     },
     /// `METADATA` cannot be read, is too large, or is not UTF-8.
     #[error(
-        "wheel `{path}`: cannot read `{member}` ({reason}); the wheel is broken, fetch or rebuild it"
+        "wheel `{path}`: cannot read `{member}` ({reason}); the wheel is broken, fetch or rebuild it",
+        member = Untrusted(member),
+        reason = Untrusted(reason)
     )]
     MetadataUnreadable {
         /// The wheel path.
@@ -261,7 +300,8 @@ pub enum CheckError {
     },
     /// `METADATA` is not in email-header format.
     #[error(
-        "wheel `{path}`: `{member}` is not in email-header format; the wheel is broken, rebuild it"
+        "wheel `{path}`: `{member}` is not in email-header format; the wheel is broken, rebuild it",
+        member = Untrusted(member)
     )]
     MalformedMetadata {
         /// The wheel path (or the label given to [`parse_metadata`]).
@@ -272,8 +312,25 @@ pub enum CheckError {
         #[source]
         source: mailparse::MailParseError,
     },
+    /// `METADATA`'s `Name` is not a valid package name.
+    #[error(
+        "wheel `{path}`: `{}` has an invalid `Name`: {name}; the wheel is broken, rebuild it",
+        Untrusted(member)
+    )]
+    InvalidName {
+        /// The wheel path (or the label given to [`parse_metadata`]).
+        path: String,
+        /// The member.
+        member: String,
+        /// The name and why it is refused.
+        name: crate::lock::InvalidPackageName,
+    },
     /// `METADATA` lacks `Name` or `Version`.
-    #[error("wheel `{path}`: `{member}` has no `{field}` header; the wheel is broken, rebuild it")]
+    #[error(
+        "wheel `{path}`: `{member}` has no `{field}` header; the wheel is broken, rebuild it",
+        field = Untrusted(field),
+        member = Untrusted(member)
+    )]
     MetadataFieldMissing {
         /// The wheel path (or the label given to [`parse_metadata`]).
         path: String,
@@ -296,7 +353,16 @@ fn indented(report: &CheckReport) -> String {
 /// Read `Name`, `Version` and every `Requires-Dist` from the `*.dist-info/METADATA`
 /// at the root of the wheel at `wheel_path`.
 pub fn read_metadata(wheel_path: &Path) -> Result<InstalledDistribution, CheckError> {
-    let path = wheel_path.display().to_string();
+    read_wheel_metadata(wheel_path, &wheel_path.display().to_string())
+}
+
+/// [`read_metadata`] of a wheel whose messages call it `wheel` (its file name in the lock,
+/// when the file itself sits in the cache under its digest).
+pub fn read_wheel_metadata(
+    wheel_path: &Path,
+    wheel: &str,
+) -> Result<InstalledDistribution, CheckError> {
+    let path = wheel.to_string();
     let file = fs_err::File::open(wheel_path).map_err(|source| CheckError::OpenWheel {
         path: path.clone(),
         source,
@@ -377,17 +443,67 @@ pub fn parse_metadata(
     };
     let name = field("Name")?;
     let version = field("Version")?;
+    let name = name.parse().map_err(|name| CheckError::InvalidName {
+        path: path.to_string(),
+        member: member.to_string(),
+        name,
+    })?;
+    let mut lines = LineCounter::new(bytes);
     let requires_dist = headers
-        .get_all_values("Requires-Dist")
+        .get_all_headers("Requires-Dist")
         .into_iter()
-        .map(|value| value.trim().to_string())
-        .filter(|value| !value.is_empty())
+        .map(|header| RequiresDist {
+            value: header.get_value().trim().to_string(),
+            line: lines.line_of(header.get_key_raw()),
+        })
+        .filter(|requirement| !requirement.value.is_empty())
         .collect();
     Ok(InstalledDistribution {
-        name: PackageName::normalize(&name),
+        name,
         version,
+        metadata: MetadataFile {
+            wheel: path.to_string(),
+            member: member.to_string(),
+        },
         requires_dist,
     })
+}
+
+/// Line numbers of slices of a text, asked in the order they appear (headers in file
+/// order), so the text is scanned once.
+struct LineCounter<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+    line: usize,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self {
+            bytes,
+            offset: 0,
+            line: 1,
+        }
+    }
+
+    /// The line (from 1) `part`, a slice of the text, starts on.
+    fn line_of(&mut self, part: &[u8]) -> usize {
+        // The header parser hands out slices of the text it was given; compare addresses
+        // to find where this one starts.
+        let offset = (part.as_ptr() as usize)
+            .saturating_sub(self.bytes.as_ptr() as usize)
+            .min(self.bytes.len());
+        if offset < self.offset {
+            self.offset = 0;
+            self.line = 1;
+        }
+        self.line += self.bytes[self.offset..offset]
+            .iter()
+            .filter(|&&byte| byte == b'\n')
+            .count();
+        self.offset = offset;
+        self.line
+    }
 }
 
 /// Fail with every problem of `report` listed, or succeed when it has none. The
@@ -432,7 +548,10 @@ pub fn check_dependencies(
             wheel
                 .requires_dist
                 .iter()
-                .map(|line| Requirement::from_str(line).map_err(|error| error.message.to_string()))
+                .map(|requirement| {
+                    crate::lock::parse_requirement(&requirement.value)
+                        .map_err(|error| error.to_string())
+                })
                 .collect()
         })
         .collect();
@@ -442,7 +561,7 @@ pub fn check_dependencies(
         .collect();
     let targets = |requirement: &Requirement| -> &[usize] {
         by_name
-            .get(&PackageName::normalize(requirement.name.as_str()))
+            .get(&PackageName::from(requirement.name.clone()))
             .map_or(&[][..], Vec::as_slice)
     };
 
@@ -469,7 +588,7 @@ pub fn check_dependencies(
             break;
         }
     }
-    let active = |index: usize| -> Vec<(&String, &Parsed)> {
+    let active = |index: usize| -> Vec<(&RequiresDist, &Parsed)> {
         let extras: Vec<ExtraName> = extras[index].iter().cloned().collect();
         wheels[index]
             .requires_dist
@@ -525,7 +644,8 @@ pub fn check_dependencies(
         }
     }
     for &index in &order {
-        for (line, parsed) in active(index) {
+        for (written, parsed) in active(index) {
+            let line = &written.value;
             let requirement = match parsed {
                 Ok(requirement) => requirement,
                 Err(reason) => {
@@ -533,6 +653,8 @@ pub fn check_dependencies(
                         chain: chain(index),
                         requirement: line.clone(),
                         reason: reason.clone(),
+                        metadata: wheels[index].metadata.clone(),
+                        line: written.line,
                     });
                     continue;
                 }
@@ -635,9 +757,20 @@ mod tests {
 
     fn dist(name: &str, version: &str, requires: &[&str]) -> InstalledDistribution {
         InstalledDistribution {
-            name: PackageName::normalize(name),
+            name: name.parse().unwrap(),
             version: version.into(),
-            requires_dist: requires.iter().map(|line| line.to_string()).collect(),
+            metadata: MetadataFile {
+                wheel: format!("{name}.whl"),
+                member: format!("{name}-{version}.dist-info/METADATA"),
+            },
+            requires_dist: requires
+                .iter()
+                .enumerate()
+                .map(|(index, value)| RequiresDist {
+                    value: value.to_string(),
+                    line: index + 4,
+                })
+                .collect(),
         }
     }
 
@@ -806,7 +939,7 @@ mod tests {
         let message = report.problems[0].to_string();
         assert!(
             message.starts_with(
-                "a 1.0 has `Requires-Dist: b >>= 2`, which is not a valid PEP 508 requirement"
+                "a 1.0 has `Requires-Dist: b >>= 2` (wheel `a.whl`, `a-1.0.dist-info/METADATA` line 4), which is not a valid PEP 508 requirement"
             ),
             "{message}"
         );
@@ -896,7 +1029,8 @@ mod tests {
     #[test]
     fn ok_parse_metadata() {
         let metadata = b"Metadata-Version: 2.1\nName: Jinja2\nVersion: 3.1.6\nRequires-Dist: MarkupSafe>=2.0\nRequires-Dist: Babel>=2.7 ; extra == \"i18n\"\nProvides-Extra: i18n\n\nLong description\nRequires-Dist: not-a-header\n";
-        let parsed = parse_metadata(metadata, "x.whl", "jinja2-3.1.6.dist-info/METADATA").unwrap();
+        let parsed =
+            parse_metadata(metadata, "jinja2.whl", "jinja2-3.1.6.dist-info/METADATA").unwrap();
         assert_eq!(
             parsed,
             dist(
@@ -921,5 +1055,40 @@ mod tests {
             "{error}"
         );
         assert!(error.to_string().contains("a.whl"));
+    }
+
+    #[test]
+    fn ok_no_panic_on_hostile_metadata() {
+        let seeds = [
+            include_str!("../tests/data/robust/METADATA.ipython"),
+            include_str!("../tests/data/robust/METADATA.jsonschema"),
+            include_str!("../tests/data/robust/METADATA.requests"),
+            include_str!("../tests/data/robust/METADATA.sqlalchemy"),
+        ];
+        // The hostile distribution is checked next to a real one it may require.
+        let others = [parse_metadata(seeds[2].as_bytes(), "real.whl", "METADATA").unwrap()];
+        let environment = environment(11);
+        crate::lock::testing::assert_no_panic("METADATA", seeds, 2000, |text| {
+            if let Ok(distribution) = parse_metadata(text.as_bytes(), "hostile.whl", "METADATA") {
+                let mut set = others.to_vec();
+                set.push(distribution);
+                let report = check_dependencies(&set, &environment);
+                let _ = report.to_string();
+            }
+        });
+    }
+
+    #[test]
+    fn err_metadata_name_that_is_not_a_name() {
+        let error = parse_metadata(
+            b"Name: ../../x\x1b\nVersion: 1\n",
+            "x.whl",
+            "x-1.dist-info/METADATA",
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "wheel `x.whl`: `x-1.dist-info/METADATA` has an invalid `Name`: `../../x\\u{1b}` is not a valid package name: names use letters, digits, `-`, `_` and `.`, and start and end with a letter or digit; the wheel is broken, rebuild it"
+        );
     }
 }

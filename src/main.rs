@@ -435,7 +435,9 @@ fn parse_libc(settings: &ImageConfig) -> Result<Option<Libc>> {
         parsed.with_context(|| format!("`{flag} {text}` is not a version of the form X.Y"))
     }
     match (&settings.glibc, &settings.musl) {
-        (Some(_), Some(_)) => bail!("give either `--glibc` (`glibc`) or `--musl` (`musl`), not both"),
+        (Some(_), Some(_)) => {
+            bail!("give either `--glibc` (`glibc`) or `--musl` (`musl`), not both")
+        }
         (Some(text), None) => {
             let (major, minor) = version(text, "--glibc")?;
             Ok(Some(Libc::Glibc { major, minor }))
@@ -630,12 +632,12 @@ fn resolve_image(settings: &ImageConfig, epoch: SourceDateEpoch) -> Result<Image
     let output: ImageReference = match (&settings.output, &settings.push) {
         (Some(output), None) => parse_setting(output, "--output")?,
         (None, Some(destination)) => {
-            let destination = destination
-                .strip_prefix("docker://")
-                .unwrap_or(destination);
+            let destination = destination.strip_prefix("docker://").unwrap_or(destination);
             parse_setting(&format!("docker://{destination}"), "--push")?
         }
-        (Some(_), Some(_)) => bail!("give either `--output REF` or `--push REF`, not both (the config file may set one of them)"),
+        (Some(_), Some(_)) => bail!(
+            "give either `--output REF` or `--push REF`, not both (the config file may set one of them)"
+        ),
         (None, None) => bail!(
             "nowhere to write the image: pass `--output REF` or `--push REF`, or set `output` or `push` in `envbuild.toml`"
         ),
@@ -799,7 +801,9 @@ fn run(cli: Cli) -> Result<()> {
                 merged_settings(&args.image.selection, &image_flags(&args.image)?)?;
             match &file {
                 Some(file) => eprintln!("config file: {}", file.path.display()),
-                None => eprintln!("no config file (envbuild.toml or [tool.envbuild] in pyproject.toml) applies here"),
+                None => eprintln!(
+                    "no config file (envbuild.toml or [tool.envbuild] in pyproject.toml) applies here"
+                ),
             }
             print!("{}", render_settings(&settings, &origins));
         }

@@ -293,7 +293,7 @@ fn content(name: &str) -> Vec<u8> {
 
 fn request(name: &str, location: ArtifactLocation, content: &[u8]) -> FetchRequest {
     FetchRequest {
-        package: PackageName::normalize(name),
+        package: name.parse::<PackageName>().unwrap(),
         version: "1.0".to_string(),
         artifact: Artifact {
             filename: format!("{name}-1.0-py3-none-any.whl"),

@@ -321,6 +321,37 @@ async fn err_no_index_configured_says_how_to_set_one() {
     );
 }
 
+/// A lockfile may name any URL as an index (`--index-url mailto:...` in a requirements
+/// file); one that cannot have a project page under it was joined with `expect` and
+/// panicked.
+#[tokio::test]
+async fn err_index_that_cannot_hold_project_pages_is_an_error_not_a_panic() {
+    let package = LockedPackage {
+        name: "flask".parse().unwrap(),
+        version: Some("3.1.3".to_string()),
+        index: None,
+        source: PackageSource::IndexLookup {
+            files: vec![envbuild::lock::IndexFile {
+                filename: None,
+                sha256: Sha256Digest::of(b"flask"),
+            }],
+        },
+    };
+    let error = resolve_lookups(
+        vec![package],
+        &[url::Url::parse("mailto:pkgs@127.0.0.1").unwrap()],
+        &IndexConfig::default(),
+        &options(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(error, IndexError::UnusableIndex { .. }), "{error}");
+    assert_eq!(
+        error.to_string(),
+        "`mailto:pkgs@127.0.0.1/` cannot be a package index: a Simple API index is an `http` or `https` URL such as `https://host/simple/`, under which each project has a page; fix the index URL"
+    );
+}
+
 #[tokio::test]
 async fn first_index_with_the_project_wins() {
     // The first index has a `flask` of its own (other bytes): envbuild does not look

@@ -792,7 +792,8 @@ fn check_wheels(
 ) -> Result<CheckReport, BuildError> {
     let distributions = wheel_paths
         .iter()
-        .map(|path| crate::check::read_metadata(path))
+        .zip(chosen)
+        .map(|(path, wheel)| crate::check::read_wheel_metadata(path, &wheel.artifact.filename))
         .collect::<Result<Vec<_>, _>>()?;
     debug_assert_eq!(chosen.len(), distributions.len());
     Ok(crate::check::check_dependencies(
@@ -1151,7 +1152,7 @@ mod tests {
                 allow_linux_tag: false,
             }),
             problems: vec![SelectProblem::NoCompatibleWheel {
-                name: PackageName::normalize("markupsafe"),
+                name: "markupsafe".parse::<PackageName>().unwrap(),
                 version: Some("3.0.4".to_string()),
                 offered: vec!["markupsafe-3.0.4-cp311-cp311-manylinux2014_x86_64.whl".to_string()],
                 has_sdist: false,

@@ -258,9 +258,10 @@ pub fn discover(folder: &Path) -> Result<Option<ConfigFile>, ConfigError> {
         let pyproject = candidate.join(PYPROJECT_FILE);
         let has_pyproject_table = pyproject.is_file() && {
             let text = read(&pyproject)?;
-            toml::from_str::<PyProject>(&text)
+            // Whether the table is there, whatever it holds: `load` judges its keys.
+            toml::from_str::<toml::Table>(&text)
                 .ok()
-                .and_then(|project| project.tool?.envbuild)
+                .and_then(|document| document.get("tool")?.get("envbuild").cloned())
                 .is_some()
         };
         match (envbuild_toml.is_file(), has_pyproject_table) {
@@ -300,7 +301,9 @@ pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
     })?;
     let root = document.get_ref();
     let (table, table_name) = if in_pyproject {
-        let tool = root.get("tool").and_then(|value| value.get_ref().as_table());
+        let tool = root
+            .get("tool")
+            .and_then(|value| value.get_ref().as_table());
         let envbuild = tool
             .and_then(|tool| tool.get("envbuild"))
             .and_then(|value| value.get_ref().as_table());
@@ -569,7 +572,10 @@ compile-with = "python3.11"
             ["/opt/venv/bin/python", "-m"]
         );
         assert_eq!(settings.max_layers, Some(60));
-        assert_eq!(settings.compile_with.as_deref(), Some(Path::new("python3.11")));
+        assert_eq!(
+            settings.compile_with.as_deref(),
+            Some(Path::new("python3.11"))
+        );
         assert_eq!(config.positions["max-layers"], (9, 1));
     }
 
@@ -597,7 +603,11 @@ compile-with = "python3.11"
     #[test]
     fn err_wrong_type_names_position() {
         let folder = tempfile::tempdir().unwrap();
-        let path = write(folder.path(), CONFIG_FILE, "lock = \"a\"\nmax-layers = \"many\"\n");
+        let path = write(
+            folder.path(),
+            CONFIG_FILE,
+            "lock = \"a\"\nmax-layers = \"many\"\n",
+        );
         let message = load(&path).unwrap_err().to_string();
         assert!(
             message.starts_with(&format!("invalid config file `{}:2:14`", path.display())),
@@ -605,7 +615,10 @@ compile-with = "python3.11"
         );
         let path = write(folder.path(), CONFIG_FILE, "lock = [\n");
         let message = load(&path).unwrap_err().to_string();
-        assert!(message.contains(":2:1`"), "{message}");
+        assert!(
+            message.contains("envbuild.toml:1:9`: unclosed array"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -630,10 +643,7 @@ compile-with = "python3.11"
         );
         let found = discover(&deep).unwrap().unwrap();
         assert_eq!(found.path, folder.path().join(PYPROJECT_FILE));
-        assert_eq!(
-            found.settings.lock,
-            Some(folder.path().join("pylock.toml"))
-        );
+        assert_eq!(found.settings.lock, Some(folder.path().join("pylock.toml")));
         // A pyproject.toml without the table is not a config.
         let other = tempfile::tempdir().unwrap();
         write(other.path(), PYPROJECT_FILE, "[project]\nname = \"x\"\n");
@@ -644,7 +654,11 @@ compile-with = "python3.11"
     fn err_two_configs_in_one_folder() {
         let folder = tempfile::tempdir().unwrap();
         write(folder.path(), CONFIG_FILE, "lock = \"a\"\n");
-        write(folder.path(), PYPROJECT_FILE, "[tool.envbuild]\nlock = \"b\"\n");
+        write(
+            folder.path(),
+            PYPROJECT_FILE,
+            "[tool.envbuild]\nlock = \"b\"\n",
+        );
         let error = discover(folder.path()).unwrap_err();
         assert!(matches!(error, ConfigError::TwoConfigs { .. }), "{error}");
     }

@@ -49,9 +49,12 @@ pub fn redact_text(text: &str) -> String {
     let mut rest = text;
     while let Some(found) = rest.find("://") {
         let start = found + 3;
+        // The scheme is the ASCII run before `://`; what precedes it may be any text.
         let scheme_start = rest[..found]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
-            .map_or(0, |index| index + 1);
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+            .map_or(0, |(index, c)| index + c.len_utf8());
         let scheme = &rest[scheme_start..found];
         shown.push_str(&rest[..start]);
         let after = &rest[start..];
@@ -137,6 +140,16 @@ fn redact_query(query: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the lockfile property tests: a multi-byte character right before a URL.
+    #[test]
+    fn ok_multibyte_text_before_a_scheme() {
+        assert_eq!(
+            redact_text("\u{202e}http://u:p@127.0.0.1:8002/links/"),
+            "\u{202e}http://***@127.0.0.1:8002/links/"
+        );
+        assert_eq!(redact_text("é://x"), "é://x");
+    }
 
     fn url(text: &str) -> Url {
         Url::parse(text).unwrap()

@@ -39,6 +39,8 @@ use serde::Deserialize;
 
 use super::netrc::Netrc;
 use crate::http::redact_text;
+use crate::lock::Excerpt;
+use crate::untrusted::Untrusted;
 
 /// Index settings given on the command line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,7 +51,7 @@ pub struct IndexFlags {
     pub extra_index_urls: Vec<String>,
     /// `--find-links`, repeatable: folders of wheels, or HTML pages linking to them.
     pub find_links: Vec<String>,
-    /// `--no-config`: read no pip.conf or uv.toml.
+    /// `--no-index-config`: read no pip.conf or uv.toml.
     pub no_config: bool,
 }
 
@@ -260,7 +262,9 @@ impl fmt::Debug for UrlVariables {
 pub enum IndexConfigError {
     /// A configured index or find-links URL does not parse.
     #[error(
-        "the index URL `{value}` from {origin} is not a URL: {reason}; write an absolute `http://` or `https://` URL"
+        "the index URL `{value}` from {origin} is not a URL: {reason}; write an absolute `http://` or `https://` URL",
+        reason = Untrusted(reason),
+        value = Excerpt(value)
     )]
     InvalidUrl {
         /// Where it was configured.
@@ -272,7 +276,9 @@ pub enum IndexConfigError {
     },
     /// A configured index uses a scheme envbuild cannot query.
     #[error(
-        "the index URL `{value}` from {origin} uses the scheme `{scheme}`, but package indexes are read over `http` or `https` (use `--find-links` for a local folder)"
+        "the index URL `{value}` from {origin} uses the scheme `{scheme}`, but package indexes are read over `http` or `https` (use `--find-links` for a local folder)",
+        scheme = Untrusted(scheme),
+        value = Excerpt(value)
     )]
     UnsupportedScheme {
         /// Where it was configured.
@@ -284,7 +290,8 @@ pub enum IndexConfigError {
     },
     /// A `uv.toml` is not valid TOML or has a key of the wrong type.
     #[error(
-        "cannot read uv configuration `{place}`: {message}; fix the file, or pass `--no-config` to ignore it"
+        "cannot read uv configuration `{place}`: {message}; fix the file, or pass `--no-index-config` to ignore it",
+        message = Untrusted(message)
     )]
     InvalidUvToml {
         /// `path:line:column`.
@@ -294,7 +301,8 @@ pub enum IndexConfigError {
     },
     /// A `pip.conf` line is neither a section, an option, a continuation nor a comment.
     #[error(
-        "cannot read pip configuration `{place}`: `{line}` is not a `[section]`, a `key = value` line or an indented continuation; fix the file, or pass `--no-config` to ignore it"
+        "cannot read pip configuration `{place}`: `{line}` is not a `[section]`, a `key = value` line or an indented continuation; fix the file, or pass `--no-index-config` to ignore it",
+        line = Excerpt(line)
     )]
     InvalidPipConf {
         /// `path:line`.
@@ -429,9 +437,9 @@ impl IndexConfig {
     /// `Pipfile.lock` keeps them unexpanded); unset variables stay as written.
     pub fn expand_lock_url(&self, url: &url::Url) -> url::Url {
         let expand = |written: &str| -> String {
-            let written = super::simple::percent_decode(written);
+            let written = crate::lock::percent_decode(written);
             let mut out = String::with_capacity(written.len());
-            let mut rest = written.as_str();
+            let mut rest: &str = &written;
             while let Some(start) = rest.find("${") {
                 out.push_str(&rest[..start]);
                 let after = &rest[start + 2..];
@@ -674,7 +682,10 @@ fn uv_toml_layer(environment: &IndexEnvironment) -> Result<Layer, IndexConfigErr
         let wire: UvTomlWire =
             toml::from_str(&text).map_err(|error| IndexConfigError::InvalidUvToml {
                 place: match error.span() {
-                    Some(span) => format!("{}:{}", path.display(), line_column(&text, span.start)),
+                    Some(span) => {
+                        let (line, column) = crate::lock::line_column(&text, span.start);
+                        format!("{}:{line}:{column}", path.display())
+                    }
                     None => path.display().to_string(),
                 },
                 message: error.message().trim_end().to_string(),
@@ -719,13 +730,6 @@ fn uv_toml_layer(environment: &IndexEnvironment) -> Result<Layer, IndexConfigErr
         }
     }
     Ok(layer)
-}
-
-fn line_column(text: &str, offset: usize) -> String {
-    let before = text.get(..offset.min(text.len())).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |index| index + 1);
-    format!("{line}:{}", before[line_start..].chars().count() + 1)
 }
 
 /// pip's configuration files, lowest precedence first.
@@ -1224,7 +1228,7 @@ mod tests {
         )]);
         assert_eq!(
             setup.resolve_error(&IndexFlags::default(), &[]),
-            "cannot read pip configuration `{root}/system/etc/pip.conf:3`: `this is not an option` is not a `[section]`, a `key = value` line or an indented continuation; fix the file, or pass `--no-config` to ignore it"
+            "cannot read pip configuration `{root}/system/etc/pip.conf:3`: `this is not an option` is not a `[section]`, a `key = value` line or an indented continuation; fix the file, or pass `--no-index-config` to ignore it"
         );
     }
 
@@ -1236,7 +1240,48 @@ mod tests {
         )]);
         assert_eq!(
             setup.resolve_error(&IndexFlags::default(), &[]),
-            "cannot read uv configuration `{root}/home/.config/uv/uv.toml:2:19`: invalid type: string \"https://x.example/\", expected a sequence; fix the file, or pass `--no-config` to ignore it"
+            "cannot read uv configuration `{root}/home/.config/uv/uv.toml:2:19`: invalid type: string \"https://x.example/\", expected a sequence; fix the file, or pass `--no-index-config` to ignore it"
+        );
+    }
+
+    /// Runs [`IndexConfig::resolve`] on hostile versions of one configuration file, and
+    /// uses what it gives.
+    fn assert_no_panic_on_config(name: &str, file: &str, seeds: Vec<String>) {
+        let setup = Setup::new(&[]);
+        let path = setup.root.path().join(file);
+        fs_err::create_dir_all(path.parent().unwrap()).unwrap();
+        let environment = setup.environment(&[]);
+        let lock_url = url::Url::parse("https://${USER}:${TOKEN}@127.0.0.1/simple/").unwrap();
+        crate::lock::testing::assert_no_panic(name, seeds, 1500, |text| {
+            fs_err::write(&path, text).unwrap();
+            if let Ok(config) = IndexConfig::resolve(&IndexFlags::default(), &environment) {
+                let _ = config.describe();
+                let _ = config.expand_lock_url(&lock_url);
+                for index in config.indexes() {
+                    let _ = config.authenticate(index.url());
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn ok_no_panic_on_hostile_pip_conf() {
+        assert_no_panic_on_config(
+            "pip.conf",
+            "system/etc/pip.conf",
+            vec![PIP_CONF.to_string(), USER_PIP_CONF.to_string()],
+        );
+    }
+
+    #[test]
+    fn ok_no_panic_on_hostile_uv_toml() {
+        assert_no_panic_on_config(
+            "uv.toml",
+            "system/etc/uv/uv.toml",
+            vec![
+                "extra-index-url = [\"https://uv-extra.example/simple/\"]\nfind-links = [\"wheels\", \"https://127.0.0.1/links.html\"]\n\n[[index]]\nname = \"torch\"\nurl = \"https://torch.example/whl/\"\nexplicit = true\n\n[[index]]\nurl = \"https://uv-default.example/simple/\"\ndefault = true\n".to_string(),
+                "index-url = \"https://uv-system.example/simple/\"\n".to_string(),
+            ],
         );
     }
 }

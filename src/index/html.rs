@@ -229,4 +229,18 @@ mod tests {
             let _ = parse(html);
         }
     }
+
+    #[test]
+    fn ok_no_panic_on_hostile_input() {
+        let seeds = [
+            include_str!("../../tests/data/robust/simple-alpha.html"),
+            include_str!("../../tests/data/robust/simple-index.html"),
+        ];
+        crate::lock::testing::assert_no_panic("index HTML", seeds, 3000, |text| {
+            let page = parse(text);
+            for anchor in &page.anchors {
+                let _ = anchor.get("href");
+            }
+        });
+    }
 }

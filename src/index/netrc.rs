@@ -224,4 +224,21 @@ mod tests {
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("pkgs.example.internal"), "{shown}");
     }
+
+    #[test]
+    fn ok_no_panic_on_hostile_input() {
+        let urls = [
+            url("https://pkgs.example.internal/simple/"),
+            url("https://bob@other.example.internal/simple/"),
+            url("http://127.0.0.1:8080/"),
+            url("file:///tmp/wheels/"),
+        ];
+        crate::lock::testing::assert_no_panic("netrc", [NETRC], 2000, |text| {
+            let netrc = Netrc::parse(text, None);
+            for url in &urls {
+                let _ = netrc.authenticate(url);
+            }
+            let _ = format!("{netrc:?}");
+        });
+    }
 }

@@ -36,8 +36,9 @@ use crate::cache::Cache;
 use crate::digest::Sha256Digest;
 use crate::fetch::{FetchError, FetchOptions};
 use crate::lock::{
-    Artifact, ArtifactLocation, IndexFile, LockedPackage, PackageName, PackageSource,
+    Artifact, ArtifactLocation, Excerpt, IndexFile, LockedPackage, PackageName, PackageSource,
 };
+use crate::untrusted::Untrusted;
 
 /// Version of the cached resolution format (part of the file path).
 const CACHE_FORMAT: &str = "v1";
@@ -58,7 +59,8 @@ pub enum IndexError {
     /// No index (nor find-links location) has the project.
     #[error(
         "package `{package}` {version} is on none of the package indexes searched:{}\ncheck the package name and the index configuration (`--index-url`, `--extra-index-url`, `--find-links`, `PIP_INDEX_URL`, `UV_DEFAULT_INDEX`, pip.conf)",
-        list(searched)
+        list(searched),
+        version = Excerpt(version)
     )]
     ProjectNotFound {
         /// The package.
@@ -72,7 +74,9 @@ pub enum IndexError {
     #[error(
         "package `{package}` {version}: `{source_name}` offers no file with a sha256 the lockfile allows ({}){}\nthe index serves different files than were locked: check that it mirrors the index the lock was made against, or lock again against this index",
         hashes.join(", "),
-        describe_offered(offered)
+        describe_offered(offered),
+        source_name = Untrusted(source_name),
+        version = Excerpt(version)
     )]
     HashNotFound {
         /// The package.
@@ -88,7 +92,8 @@ pub enum IndexError {
     },
     /// The index refused access.
     #[error(
-        "`{url}` answered {status} when looking up `{package}`: the index refused access; give credentials in the index URL (as `user:token@` before its host) or in `~/.netrc`"
+        "`{url}` answered {status} when looking up `{package}`: the index refused access; give credentials in the index URL (as `user:token@` before its host) or in `~/.netrc`",
+        url = Untrusted(url)
     )]
     AccessDenied {
         /// The package.
@@ -100,7 +105,8 @@ pub enum IndexError {
     },
     /// The index answered with an unexpected status.
     #[error(
-        "`{url}` answered {status} when looking up `{package}`; check the index URL and the server"
+        "`{url}` answered {status} when looking up `{package}`; check the index URL and the server",
+        url = Untrusted(url)
     )]
     UnexpectedStatus {
         /// The package.
@@ -113,7 +119,9 @@ pub enum IndexError {
     /// Every attempt at a page failed for a transient reason.
     #[error(
         "could not read `{url}` after {}: the last one failed with: {last_cause}; check the network connection and the proxy settings (`HTTPS_PROXY`, `NO_PROXY`), then run again",
-        count(*attempts as usize, "attempt")
+        count(*attempts as usize, "attempt"),
+        last_cause = Untrusted(last_cause),
+        url = Untrusted(url)
     )]
     RetriesExhausted {
         /// The page, without credentials.
@@ -124,7 +132,11 @@ pub enum IndexError {
         last_cause: String,
     },
     /// A request failed in a way retrying will not fix.
-    #[error("could not read `{url}`: {cause}")]
+    #[error(
+        "could not read `{url}`: {cause}",
+        cause = Untrusted(cause),
+        url = Untrusted(url)
+    )]
     Transfer {
         /// The page, without credentials.
         url: String,
@@ -132,15 +144,31 @@ pub enum IndexError {
         cause: String,
     },
     /// A page could not be read as a Simple API page.
-    #[error("cannot read the index page `{url}`: {reason}")]
+    #[error(
+        "cannot read the index page `{url}`: {reason}",
+        reason = Untrusted(reason),
+        url = Untrusted(url)
+    )]
     InvalidPage {
         /// The page, without credentials.
         url: String,
         /// What is wrong with it.
         reason: String,
     },
+    /// An index URL that cannot have a project path (it is not hierarchical).
+    #[error(
+        "`{url}` cannot be a package index: a Simple API index is an `http` or `https` URL such as `https://host/simple/`, under which each project has a page; fix the index URL",
+        url = Untrusted(url)
+    )]
+    UnusableIndex {
+        /// The index, without credentials.
+        url: String,
+    },
     /// A find-links page answered with an error status.
-    #[error("the find-links page `{url}` answered {status}; check the `--find-links` setting")]
+    #[error(
+        "the find-links page `{url}` answered {status}; check the `--find-links` setting",
+        url = Untrusted(url)
+    )]
     FindLinksStatus {
         /// The page, without credentials.
         url: String,
@@ -548,9 +576,11 @@ impl Context<'_> {
         let mut found: Option<(IndexUrl, Vec<ProjectFile>)> = None;
         for index in &indexes {
             let base = self.config.authenticate(index.url());
-            let page = base
-                .join(&format!("{}/", package.name))
-                .expect("a normalized name is a valid relative URL");
+            let Some(page) = simple::project_page(&base, &package.name) else {
+                return Err(IndexError::UnusableIndex {
+                    url: index.to_string(),
+                });
+            };
             let fetched = self.get(&page, simple::ACCEPT_SIMPLE).await?;
             let status = fetched.status;
             if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
@@ -590,9 +620,10 @@ impl Context<'_> {
                 let Some(sha256) = file.sha256 else { continue };
                 if file.yanked && allows(allowed, &file.filename, &sha256) {
                     tracing::warn!(
-                        "`{}` {version}: `{}` is yanked on `{index}`; installing it because the lockfile pins it",
+                        "`{}` {}: `{}` is yanked on `{index}`; installing it because the lockfile pins it",
                         package.name,
-                        file.filename
+                        Untrusted(&version),
+                        Untrusted(&file.filename)
                     );
                 }
                 candidates.push((

@@ -107,7 +107,10 @@ pub(crate) fn parse_json(body: &[u8], page_url: &url::Url) -> Result<Vec<Project
     let mut files = Vec::with_capacity(page.files.len());
     for file in page.files {
         let Ok(url) = page_url.join(&file.url) else {
-            tracing::debug!("skipping `{}`: its URL does not parse", file.filename);
+            tracing::debug!(
+                "skipping `{}`: its URL does not parse",
+                crate::untrusted::Untrusted(&file.filename)
+            );
             continue;
         };
         let sha256 = file
@@ -161,7 +164,7 @@ pub(crate) fn parse_html(html: &str, page_url: &url::Url) -> Vec<ProjectFile> {
             .path_segments()
             .and_then(|mut segments| segments.next_back())
             .filter(|segment| !segment.is_empty())
-            .map(percent_decode)
+            .map(|segment| crate::lock::percent_decode(segment).into_owned())
         else {
             continue;
         };
@@ -188,7 +191,24 @@ pub(crate) fn project_of(filename: &str) -> Option<PackageName> {
         .iter()
         .find_map(|suffix| filename.strip_suffix(suffix))?;
     let (name, _version) = stem.rsplit_once('-')?;
-    Some(PackageName::normalize(name))
+    name.parse().ok()
+}
+
+/// The Simple API page of project `name` on the index at `base`: `base`'s path with the
+/// name pushed as one more segment and a trailing `/` (PEP 503: `<base>/<name>/`). The
+/// name is never joined as text, so nothing in it can climb out of the index's path or
+/// reach another host (a [`PackageName`] holds no `/`, `?` or `#` anyway). `None` when
+/// `base` cannot have a path (`mailto:x`, `data:...`).
+pub(crate) fn project_page(base: &url::Url, name: &PackageName) -> Option<url::Url> {
+    let mut page = base.clone();
+    page.set_query(None);
+    page.set_fragment(None);
+    page.path_segments_mut()
+        .ok()?
+        .pop_if_empty()
+        .push(name.as_str())
+        .push("");
+    Some(page)
 }
 
 /// The distribution files directly in `folder` (not in subfolders), as `(name, path)`
@@ -224,32 +244,6 @@ pub(crate) async fn get_page(
     options: &crate::fetch::FetchOptions,
 ) -> Result<Fetched, http::HttpFailure> {
     http::get(client, url, accept, options).await
-}
-
-/// Decode `%XX` escapes; malformed ones, or bytes that are not UTF-8, leave the text as
-/// written.
-pub(crate) fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        let hex = |offset: usize| {
-            bytes
-                .get(index + offset)
-                .and_then(|byte| char::from(*byte).to_digit(16))
-        };
-        if bytes[index] == b'%'
-            && let (Some(high), Some(low)) = (hex(1), hex(2))
-        {
-            // Two hex digits make at most 255.
-            decoded.push((high * 16 + low) as u8);
-            index += 3;
-            continue;
-        }
-        decoded.push(bytes[index]);
-        index += 1;
-    }
-    String::from_utf8(decoded).unwrap_or_else(|_| text.to_string())
 }
 
 #[cfg(test)]
@@ -320,6 +314,29 @@ mod tests {
     }
 
     #[test]
+    fn ok_project_page_is_one_segment() {
+        let name: PackageName = "Jaraco.Functools".parse().unwrap();
+        for (base, page) in [
+            (
+                "http://127.0.0.1:9/simple/",
+                "http://127.0.0.1:9/simple/jaraco-functools/",
+            ),
+            (
+                "http://127.0.0.1:9/simple",
+                "http://127.0.0.1:9/simple/jaraco-functools/",
+            ),
+            (
+                "http://u:p@127.0.0.1:9/a/simple/?x=1#f",
+                "http://u:p@127.0.0.1:9/a/simple/jaraco-functools/",
+            ),
+            ("http://127.0.0.1:9", "http://127.0.0.1:9/jaraco-functools/"),
+        ] {
+            assert_eq!(project_page(&url(base), &name).unwrap().as_str(), page);
+        }
+        assert_eq!(project_page(&url("mailto:x@127.0.0.1"), &name), None);
+    }
+
+    #[test]
     fn ok_project_of() {
         assert_eq!(
             project_of("backports.tarfile-1.2.0-py3-none-any.whl")
@@ -332,5 +349,21 @@ mod tests {
             "jinja2"
         );
         assert_eq!(project_of("index.html"), None);
+    }
+
+    #[test]
+    fn ok_no_panic_on_hostile_pages() {
+        let page = url("http://127.0.0.1:9/simple/alpha/");
+        let seeds = [
+            include_str!("../../tests/data/robust/simple-alpha.json"),
+            include_str!("../../tests/data/robust/simple-alpha.html"),
+        ];
+        crate::lock::testing::assert_no_panic("index page", seeds, 3000, |text| {
+            let files =
+                parse_json(text.as_bytes(), &page).unwrap_or_else(|_| parse_html(text, &page));
+            for file in files {
+                let _ = project_of(&file.filename);
+            }
+        });
     }
 }

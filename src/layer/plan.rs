@@ -124,7 +124,7 @@ mod tests {
 
     fn input(name: &str, size: u64) -> PlanInput {
         PlanInput {
-            name: PackageName::normalize(name),
+            name: name.parse::<PackageName>().unwrap(),
             size,
         }
     }

@@ -3,66 +3,86 @@
 //! groups, to the list of [`LockedPackage`]s to install. Nothing here touches the
 //! network: artifact choice among a package's wheels belongs to `platform::select`.
 
+mod fields;
 mod pipfile;
 mod poetry;
 mod pylock;
 mod requirements;
-mod source;
+pub(crate) mod source;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 mod uv_lock;
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use crate::digest::Sha256Digest;
+use crate::untrusted::Untrusted;
 
+pub use fields::{Excerpt, FieldError, MAX_MARKER_NESTING, MAX_MARKER_TERMS, Pep508Error};
+pub(crate) use fields::{parse_requirement, percent_decode};
 pub use pipfile::PipfileError;
 pub use poetry::PoetryError;
 pub use pylock::PylockError;
 pub use requirements::RequirementsError;
+pub(crate) use source::line_column;
 pub use uv_lock::UvLockError;
 
-/// A normalized package name (PEP 503: lowercase, runs of `-`, `_`, `.` become `-`).
+/// A valid package name, in normalized form: it matches the PEP 508 name grammar
+/// (letters, digits, `-`, `_` and `.`, starting and ending with a letter or digit), and
+/// is lowercased with runs of `-`, `_` and `.` turned into one `-` (PEP 503). uv-normalize
+/// checks and normalizes it; a [`PackageName`] exists only once that succeeded, so a name
+/// from an input can never carry `/`, `?`, control characters or anything else that
+/// would change the meaning of a URL, a path or a message it is put into.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(transparent)]
-pub struct PackageName(String);
+pub struct PackageName(uv_normalize::PackageName);
 
 impl PackageName {
-    /// Normalize any spelling of a name.
-    pub fn normalize(name: &str) -> Self {
-        let mut out = String::with_capacity(name.len());
-        let mut in_separator_run = false;
-        for character in name.chars() {
-            if matches!(character, '-' | '_' | '.') {
-                if !in_separator_run {
-                    out.push('-');
-                }
-                in_separator_run = true;
-            } else {
-                out.push(character.to_ascii_lowercase());
-                in_separator_run = false;
-            }
-        }
-        Self(out)
-    }
-
-    /// Whether `name` is already in normalized form.
-    pub fn is_normalized(name: &str) -> bool {
-        Self::normalize(name).0 == name
-    }
-
     /// The normalized name.
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
+    }
+}
+
+impl FromStr for PackageName {
+    type Err = InvalidPackageName;
+
+    /// Check and normalize any valid spelling of a name (`Jaraco.Functools` gives
+    /// `jaraco-functools`).
+    fn from_str(written: &str) -> Result<Self, Self::Err> {
+        uv_normalize::PackageName::from_str(written)
+            .map(Self)
+            .map_err(|_| InvalidPackageName {
+                name: written.to_string(),
+            })
+    }
+}
+
+impl From<uv_normalize::PackageName> for PackageName {
+    /// uv's names (in parsed requirements) are checked already.
+    fn from(name: uv_normalize::PackageName) -> Self {
+        Self(name)
     }
 }
 
 impl fmt::Display for PackageName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
+}
+
+/// A text that is not a valid package name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{}` is not a valid package name: names use letters, digits, `-`, `_` and `.`, and start and end with a letter or digit",
+    Untrusted(name)
+)]
+pub struct InvalidPackageName {
+    /// The text, as written.
+    pub name: String,
 }
 
 /// Which lockfile format a [`Lock`] came from.
@@ -107,7 +127,8 @@ impl fmt::Display for ArtifactLocation {
         match self {
             // Never print credentials embedded in a URL.
             Self::Url(url) => f.write_str(&crate::http::redact_url(url)),
-            Self::Path(path) => write!(f, "{}", path.display()),
+            // A path from a lockfile may hold any character.
+            Self::Path(path) => write!(f, "{}", Untrusted(&path.display().to_string())),
         }
     }
 }
@@ -369,13 +390,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn normalizes_names() {
+    fn ok_names_are_normalized() {
+        let name: PackageName = "Jaraco.Functools".parse().unwrap();
+        assert_eq!(name.as_str(), "jaraco-functools");
+        assert_eq!(PackageName::from_str("a__b-.c").unwrap().as_str(), "a-b-c");
+        // Display and FromStr round-trip.
+        assert_eq!(PackageName::from_str(&name.to_string()).unwrap(), name);
+    }
+
+    #[test]
+    fn err_names_that_could_change_a_url_or_a_message() {
+        for written in [
+            "", "//[", "//host", "a/b", "../x", "-a", "a-", "a b", "a?b", "a#b", "é",
+        ] {
+            assert!(PackageName::from_str(written).is_err(), "{written:?}");
+        }
         assert_eq!(
-            PackageName::normalize("Jaraco.Functools").as_str(),
-            "jaraco-functools"
+            PackageName::from_str("evil\u{1b}[31m\n")
+                .unwrap_err()
+                .to_string(),
+            "`evil\\u{1b}[31m\\n` is not a valid package name: names use letters, digits, `-`, `_` and `.`, and start and end with a letter or digit"
         );
-        assert_eq!(PackageName::normalize("a__b-.c").as_str(), "a-b-c");
-        assert!(PackageName::is_normalized("markupsafe"));
-        assert!(!PackageName::is_normalized("MarkupSafe"));
+    }
+
+    #[test]
+    fn ok_no_panic_on_hostile_names_and_format_sniffing() {
+        let seeds = [
+            include_str!("../../tests/data/robust/pylock.forks.toml"),
+            include_str!("../../tests/data/locks/poetry-2.0/poetry.lock"),
+            include_str!("../../tests/data/locks/bad-pipfile/Pipfile.lock"),
+        ];
+        crate::lock::testing::assert_no_panic("format detection", seeds, 1000, |text| {
+            let _ = detect_format("lockfile", text);
+            for word in text.split_whitespace().take(64) {
+                if let Ok(name) = PackageName::from_str(word) {
+                    assert_eq!(PackageName::from_str(name.as_str()).unwrap(), name);
+                }
+            }
+        });
     }
 }

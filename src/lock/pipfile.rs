@@ -22,12 +22,14 @@ use serde::Deserialize;
 use uv_pep440::Version;
 use uv_pep508::{MarkerEnvironment, MarkerTree};
 
+use super::fields::{self, Excerpt, FieldError, Hash};
+use super::source::Source;
 use super::{
-    Artifact, ArtifactLocation, GroupSelection, IndexFile, LockedPackage, PackageName,
+    Artifact, ArtifactLocation, GroupSelection, IndexFile, LockFormat, LockedPackage, PackageName,
     PackageSource,
 };
-use crate::digest::Sha256Digest;
 use crate::http::redact_text;
+use crate::untrusted::Untrusted;
 
 /// The newest `pipfile-spec` envbuild reads.
 const PIPFILE_SPEC: u64 = 6;
@@ -39,16 +41,9 @@ const PIPFILE_SPEC: u64 = 6;
 /// lockfile and the JSON key (`default.flask.version`).
 #[derive(Debug, thiserror::Error)]
 pub enum PipfileError {
-    /// The text is not JSON, or a key has the wrong type.
-    #[error(
-        "cannot parse lockfile `{place}`: {message}; fix the file at that position or run `pipenv lock` again"
-    )]
-    InvalidJson {
-        /// Where.
-        place: String,
-        /// The JSON parser's message, without its position.
-        message: String,
-    },
+    /// A field every format shares is missing or invalid.
+    #[error(transparent)]
+    Field(#[from] FieldError),
     /// `_meta.pipfile-spec` is newer than envbuild knows.
     #[error(
         "unsupported lockfile `{path}`: `_meta.pipfile-spec` is {spec}, but envbuild reads pipfile-spec up to 6; run `pipenv lock` with a Pipenv that writes version 6, or use an envbuild that supports this version"
@@ -59,23 +54,12 @@ pub enum PipfileError {
         /// The version found.
         spec: u64,
     },
-    /// A source in `_meta.sources` has a URL that does not parse.
-    #[error(
-        "invalid lockfile `{path}`: `_meta.sources` entry `{name}` has `url` `{value}`, which is not a URL: {reason}"
-    )]
-    InvalidSourceUrl {
-        /// The lockfile.
-        path: String,
-        /// The source's name.
-        name: String,
-        /// The URL, as written (credentials removed).
-        value: String,
-        /// Why it does not parse.
-        reason: String,
-    },
     /// An entry names an `index` that `_meta.sources` does not define.
     #[error(
-        "invalid lockfile `{path}`: `{key}` is `{index}`, but `_meta.sources` defines {offered}; add the source to the Pipfile and run `pipenv lock` again"
+        "invalid lockfile `{path}`: `{key}` is `{index}`, but `_meta.sources` defines {offered}; add the source to the Pipfile and run `pipenv lock` again",
+        index = Untrusted(index),
+        key = Untrusted(key),
+        offered = Untrusted(offered)
     )]
     UnknownIndex {
         /// The lockfile.
@@ -89,7 +73,8 @@ pub enum PipfileError {
     },
     /// An index entry has no `version`.
     #[error(
-        "invalid lockfile `{path}`: `{key}` has no `version`, nor `git`, `path` or `file`, so nothing says what to install; run `pipenv lock` again"
+        "invalid lockfile `{path}`: `{key}` has no `version`, nor `git`, `path` or `file`, so nothing says what to install; run `pipenv lock` again",
+        key = Untrusted(key)
     )]
     MissingVersion {
         /// The lockfile.
@@ -99,7 +84,9 @@ pub enum PipfileError {
     },
     /// A `version` is not `==<PEP 440 version>`.
     #[error(
-        "invalid lockfile `{path}`: `{key}` is `{version}`, but a lock pins `==<version>` with a PEP 440 version; run `pipenv lock` again"
+        "invalid lockfile `{path}`: `{key}` is `{version}`, but a lock pins `==<version>` with a PEP 440 version; run `pipenv lock` again",
+        key = Untrusted(key),
+        version = Excerpt(version)
     )]
     InvalidVersion {
         /// The lockfile.
@@ -109,47 +96,10 @@ pub enum PipfileError {
         /// The value, as written.
         version: String,
     },
-    /// A hash is not `<algorithm>:<hex>`, or its sha256 is malformed.
-    #[error(
-        "invalid lockfile `{path}`: `{key}` holds `{value}`, but Pipenv writes `sha256:<64 hexadecimal characters>`; run `pipenv lock` again"
-    )]
-    InvalidHash {
-        /// The lockfile.
-        path: String,
-        /// The key, e.g. `default.flask.hashes`.
-        key: String,
-        /// The value, as written.
-        value: String,
-    },
-    /// A marker does not parse.
-    #[error(
-        "invalid lockfile `{path}`: `{key}` is `{marker}`, which is not a valid marker: {reason}"
-    )]
-    InvalidMarker {
-        /// The lockfile.
-        path: String,
-        /// The key, e.g. `default.flask.markers`.
-        key: String,
-        /// The marker, as written.
-        marker: String,
-        /// Why it does not parse.
-        reason: String,
-    },
-    /// A `file` entry's URL does not parse.
-    #[error("invalid lockfile `{path}`: `{key}` is `{value}`, which is not a URL: {reason}")]
-    InvalidFileUrl {
-        /// The lockfile.
-        path: String,
-        /// The key, e.g. `default.local.file`.
-        key: String,
-        /// The value, as written (credentials removed).
-        value: String,
-        /// Why it does not parse.
-        reason: String,
-    },
     /// The user asked for extras, which a `Pipfile.lock` does not record.
     #[error(
-        "cannot select extra `{extra}` from lockfile `{path}`: a Pipfile.lock records no project extras; list the packages in a category of the Pipfile and select it with `--group`"
+        "cannot select extra `{extra}` from lockfile `{path}`: a Pipfile.lock records no project extras; list the packages in a category of the Pipfile and select it with `--group`",
+        extra = Untrusted(extra)
     )]
     ExtrasUnsupported {
         /// The lockfile.
@@ -159,7 +109,9 @@ pub enum PipfileError {
     },
     /// The user asked for a category the lock does not have.
     #[error(
-        "cannot select group `{group}` from lockfile `{path}`: the lock has the categories {offered} (`dev` selects `develop`); choose one of those"
+        "cannot select group `{group}` from lockfile `{path}`: the lock has the categories {offered} (`dev` selects `develop`); choose one of those",
+        group = Untrusted(group),
+        offered = Untrusted(offered)
     )]
     UnknownGroup {
         /// The lockfile.
@@ -171,7 +123,10 @@ pub enum PipfileError {
     },
     /// One package is selected from two categories at different versions.
     #[error(
-        "cannot install lockfile `{path}` on the target: package `{package}` is locked as `{first}` and as `{second}` in the selected categories; lock them together with `pipenv lock` so they agree"
+        "cannot install lockfile `{path}` on the target: package `{package}` is locked as `{first}` and as `{second}` in the selected categories; lock them together with `pipenv lock` so they agree",
+        first = Excerpt(first),
+        package = Untrusted(package),
+        second = Excerpt(second)
     )]
     AmbiguousPackage {
         /// The lockfile.
@@ -185,7 +140,8 @@ pub enum PipfileError {
     },
     /// A selected index entry has no sha256 hash.
     #[error(
-        "cannot install `{key}` from lockfile `{path}`: it lists no sha256 hash, and envbuild verifies every file it installs; run `pipenv lock` again against an index that publishes hashes"
+        "cannot install `{key}` from lockfile `{path}`: it lists no sha256 hash, and envbuild verifies every file it installs; run `pipenv lock` again against an index that publishes hashes",
+        key = Untrusted(key)
     )]
     NoHashes {
         /// The lockfile.
@@ -297,7 +253,12 @@ impl PipfileLock {
     /// Parse and validate `text`, the contents of the lockfile at `path`. Relative `path`
     /// entries are resolved against `path`'s folder.
     pub(crate) fn parse(path: &Path, text: &str) -> Result<Self, PipfileError> {
-        let label = path.display().to_string();
+        let source = Source {
+            path,
+            text,
+            format: LockFormat::PipfileLock,
+        };
+        let label = source.whole_file();
         let wire: LockWire = serde_json::from_str(text).map_err(|error| {
             let message = error.to_string();
             // serde_json appends " at line L column C"; the place says it already.
@@ -305,9 +266,10 @@ impl PipfileLock {
                 Some(index) => message[..index].to_string(),
                 None => message,
             };
-            PipfileError::InvalidJson {
+            FieldError::InvalidSyntax {
                 place: format!("{label}:{}:{}", error.line(), error.column()),
                 message,
+                format: LockFormat::PipfileLock,
             }
         })?;
 
@@ -319,13 +281,15 @@ impl PipfileLock {
 
         let mut sources = Vec::with_capacity(wire.meta.sources.len());
         for source in wire.meta.sources {
-            let url =
-                url::Url::parse(&source.url).map_err(|error| PipfileError::InvalidSourceUrl {
-                    path: label.clone(),
-                    name: source.name.clone(),
-                    value: redact_text(&source.url),
-                    reason: error.to_string(),
-                })?;
+            let url = url::Url::parse(&source.url).map_err(|reason| FieldError::InvalidUrl {
+                place: label.clone(),
+                key: format!(
+                    "the `url` of `_meta.sources` entry `{}`",
+                    fields::Excerpt(&source.name)
+                ),
+                value: redact_text(&source.url),
+                reason,
+            })?;
             sources.push((source.name, url));
         }
 
@@ -333,9 +297,7 @@ impl PipfileLock {
         for (category, entries) in wire.categories {
             let mut parsed = Vec::with_capacity(entries.len());
             for (name, entry) in entries {
-                parsed.push(parse_entry(
-                    path, &label, &sources, &category, &name, entry,
-                )?);
+                parsed.push(parse_entry(&source, &sources, &category, &name, entry)?);
             }
             categories.insert(category, parsed);
         }
@@ -402,7 +364,8 @@ impl PipfileLock {
             };
             if &target != required {
                 tracing::warn!(
-                    "lockfile `{path}` was locked for Python {required}, but the target has Python {target}; markers Pipenv left out may not hold"
+                    "lockfile `{path}` was locked for Python {}, but the target has Python {target}; markers Pipenv left out may not hold",
+                    Untrusted(required)
                 );
             }
         }
@@ -460,43 +423,61 @@ fn describe(entry: &Entry) -> String {
     }
 }
 
+/// Where the key `name` of the object `category` is written, as `path:line:column`
+/// (found by searching the text, since the JSON parser keeps no positions); the path
+/// alone when the search fails.
+fn key_place(source: &Source<'_>, category: &str, name: &str) -> String {
+    let quoted = |key: &str| serde_json::to_string(key).unwrap_or_default();
+    let text = source.text;
+    let found = text
+        .find(&format!("{}:", quoted(category)))
+        .or_else(|| text.find(&quoted(category)));
+    let found = found.and_then(|start| {
+        let quoted_name = quoted(name);
+        text[start..]
+            .match_indices(&quoted_name)
+            .map(|(offset, _)| start + offset)
+            .find(|&offset| {
+                text[offset + quoted_name.len()..]
+                    .trim_start()
+                    .starts_with(':')
+            })
+    });
+    match found {
+        Some(offset) => source.place(offset..offset + 1),
+        None => source.whole_file(),
+    }
+}
+
 fn parse_entry(
-    lockfile: &Path,
-    label: &str,
+    source: &Source<'_>,
     sources: &[(String, url::Url)],
     category: &str,
     name: &str,
     entry: EntryWire,
 ) -> Result<Entry, PipfileError> {
+    let lockfile = source.path;
+    let label = &source.whole_file();
+    // Checked once here: the name goes into index URLs and messages.
     let key = format!("{category}.{name}");
+    let name = fields::package_name_at(name, &key_place(source, category, name))?;
     let marker = entry
         .markers
         .as_deref()
-        .map(|written| {
-            MarkerTree::from_str(written).map_err(|error| PipfileError::InvalidMarker {
-                path: label.to_string(),
-                key: format!("{key}.markers"),
-                marker: written.to_string(),
-                reason: error.message.to_string(),
-            })
-        })
+        .map(|written| fields::marker_at(written, format!("`{key}.markers`"), label))
         .transpose()?;
 
     let mut files = Vec::with_capacity(entry.hashes.len());
     for hash in &entry.hashes {
-        let invalid = || PipfileError::InvalidHash {
-            path: label.to_string(),
-            key: format!("{key}.hashes"),
-            value: hash.clone(),
+        let sha256 = match fields::parse_hash(hash) {
+            Some(Hash::Sha256(digest)) => digest,
+            Some(Hash::Other) => continue,
+            None => {
+                return Err(source
+                    .invalid_hash(label, format!("an entry of `{key}.hashes`"), hash)
+                    .into());
+            }
         };
-        let (algorithm, value) = hash.split_once(':').ok_or_else(invalid)?;
-        if !algorithm.eq_ignore_ascii_case("sha256") {
-            continue;
-        }
-        let sha256 = Sha256Digest::from_hex(value)
-            .ok()
-            .filter(|_| !value.contains(':'))
-            .ok_or_else(invalid)?;
         files.push(IndexFile {
             filename: None,
             sha256,
@@ -559,16 +540,13 @@ fn parse_entry(
             )
         }
     } else if let Some(written) = entry.file {
-        let url = url::Url::parse(&written).map_err(|error| PipfileError::InvalidFileUrl {
-            path: label.to_string(),
-            key: format!("{key}.file"),
+        let url = url::Url::parse(&written).map_err(|reason| FieldError::InvalidUrl {
+            place: label.to_string(),
+            key: format!("`{key}.file`"),
             value: redact_text(&written),
-            reason: error.to_string(),
+            reason,
         })?;
-        let filename = url
-            .path_segments()
-            .and_then(|mut segments| segments.next_back().map(str::to_string))
-            .unwrap_or_default();
+        let filename = fields::url_filename(&url).unwrap_or_default();
         (
             None,
             PackageSource::Archive(Artifact {
@@ -616,7 +594,7 @@ fn parse_entry(
 
     Ok(Entry {
         locked: LockedPackage {
-            name: PackageName::normalize(name),
+            name,
             version,
             index,
             source,
@@ -632,6 +610,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+    use crate::digest::Sha256Digest;
     use crate::lock::testing::{environment, linux_311};
 
     const LOCKFILE: &str = "/work/project/Pipfile.lock";
@@ -967,7 +946,7 @@ mod tests {
         );
         assert_eq!(
             parse_error(&text),
-            "invalid lockfile `/work/project/Pipfile.lock`: `default.colorama.hashes` holds `sha256-beef`, but Pipenv writes `sha256:<64 hexadecimal characters>`; run `pipenv lock` again"
+            "invalid lockfile `/work/project/Pipfile.lock`: an entry of `default.colorama.hashes` is `sha256-beef`, but hashes are written `sha256:<64 hexadecimal characters>`; fix it, or run `pipenv lock` again"
         );
     }
 
@@ -979,7 +958,7 @@ mod tests {
         );
         let error = parse_error(&text);
         assert!(
-            error.starts_with("invalid lockfile `/work/project/Pipfile.lock`: `default.colorama.markers` is `platform_system = 'Windows'`, which is not a valid marker: "),
+            error.starts_with("invalid lockfile `/work/project/Pipfile.lock`: `default.colorama.markers` `platform_system = 'Windows'` is not a valid marker: "),
             "{error}"
         );
     }
@@ -992,7 +971,6 @@ mod tests {
         );
         let error = parse_error(&text);
         assert!(!error.contains("token"), "{error}");
-        assert!(error.starts_with("invalid lockfile `/work/project/Pipfile.lock`: `_meta.sources` entry `private` has `url` `https://***@pkgs example/simple/`"), "{error}");
     }
 
     #[test]
@@ -1042,5 +1020,38 @@ mod tests {
     #[test]
     fn ok_error_is_small() {
         assert!(std::mem::size_of::<PipfileError>() <= 128);
+    }
+
+    #[test]
+    fn ok_no_panic_on_hostile_input() {
+        let seeds = [
+            LOCK.replace("HASH_A", HASH_A).replace("HASH_B", HASH_B),
+            include_str!("../../tests/data/locks/bad-pipfile/Pipfile.lock").to_string(),
+        ];
+        let selections = crate::lock::testing::hostile_selections();
+        crate::lock::testing::assert_no_panic("Pipfile.lock", seeds, 2000, |text| {
+            if let Ok(lock) = PipfileLock::parse(Path::new(LOCKFILE), text) {
+                let _ = lock.indexes();
+                for (environment, selection) in &selections {
+                    let _ = lock.select(environment, selection);
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn err_invalid_package_name_names_file_line_and_name() {
+        for (name, shown) in [
+            ("//host", "//host"),
+            ("x\\u001b]0;owned\\u0007", "x\\u{1b}]0;owned\\u{7}"),
+        ] {
+            let text = LOCK.replace("\"colorama\": {", &format!("\"{name}\": {{"));
+            assert_eq!(
+                parse_error(&text),
+                format!(
+                    "invalid lockfile `/work/project/Pipfile.lock:32:9`: `{shown}` is not a valid package name: names use letters, digits, `-`, `_` and `.`, and start and end with a letter or digit"
+                )
+            );
+        }
     }
 }

@@ -35,13 +35,14 @@ use uv_normalize::ExtraName;
 use uv_pep440::{Version, VersionSpecifiers};
 use uv_pep508::{MarkerEnvironment, MarkerTree};
 
+use super::fields::{self, Excerpt, FieldError, Hash};
 use super::source::Source;
 use super::{
-    Artifact, ArtifactLocation, GroupSelection, IndexFile, LockedPackage, PackageName,
+    Artifact, ArtifactLocation, GroupSelection, IndexFile, LockFormat, LockedPackage, PackageName,
     PackageSource,
 };
-use crate::digest::Sha256Digest;
 use crate::http::redact_text;
+use crate::untrusted::Untrusted;
 
 /// Errors from a `poetry.lock`: the file is malformed, or it cannot be installed on the
 /// chosen target.
@@ -50,31 +51,13 @@ use crate::http::redact_text;
 /// problem has no single position in the file.
 #[derive(Debug, thiserror::Error)]
 pub enum PoetryError {
-    /// The text is not TOML, or a key has the wrong type.
-    #[error(
-        "cannot parse lockfile `{place}`: {message}; fix the file at that position or run `poetry lock` again"
-    )]
-    InvalidToml {
-        /// Where.
-        place: String,
-        /// The TOML parser's message.
-        message: String,
-    },
-    /// A key Poetry always writes is absent.
-    #[error(
-        "invalid lockfile `{place}`: {table} has no `{key}`, which Poetry always writes; run `poetry lock` again"
-    )]
-    MissingKey {
-        /// Where.
-        place: String,
-        /// The table that lacks the key.
-        table: String,
-        /// The missing key.
-        key: &'static str,
-    },
+    /// A field every format shares is missing or invalid.
+    #[error(transparent)]
+    Field(#[from] FieldError),
     /// `metadata.lock-version` is not 2.x.
     #[error(
-        "unsupported lockfile `{place}`: `lock-version = \"{version}\"`, but envbuild reads Poetry lockfiles of version 2.0 and 2.1 (Poetry 1.5 and later); run `poetry lock` with a current Poetry to rewrite it"
+        "unsupported lockfile `{place}`: `lock-version = \"{version}\"`, but envbuild reads Poetry lockfiles of version 2.0 and 2.1 (Poetry 1.5 and later); run `poetry lock` with a current Poetry to rewrite it",
+        version = Excerpt(version)
     )]
     UnsupportedLockVersion {
         /// Where.
@@ -82,23 +65,12 @@ pub enum PoetryError {
         /// The value, as written.
         version: String,
     },
-    /// A package `version` is not a PEP 440 version.
-    #[error(
-        "invalid lockfile `{place}`: package `{package}` has `version = \"{version}\"`, which is not a PEP 440 version: {reason}"
-    )]
-    InvalidVersion {
-        /// Where.
-        place: String,
-        /// The package.
-        package: String,
-        /// The version, as written.
-        version: String,
-        /// Why it does not parse.
-        reason: String,
-    },
     /// A `python-versions` constraint does not parse.
     #[error(
-        "invalid lockfile `{place}`: {key} `{value}` is not a valid version constraint: {reason}"
+        "invalid lockfile `{place}`: {key} `{value}` is not a valid version constraint: {reason}",
+        key = Untrusted(key),
+        reason = Untrusted(reason),
+        value = Excerpt(value)
     )]
     InvalidPythonVersions {
         /// Where.
@@ -110,35 +82,11 @@ pub enum PoetryError {
         /// Why it does not parse.
         reason: String,
     },
-    /// A marker does not parse.
-    #[error("invalid lockfile `{place}`: {key} `{marker}` is not a valid marker: {reason}")]
-    InvalidMarker {
-        /// Where.
-        place: String,
-        /// Which key, e.g. "`markers` of package `numpy`".
-        key: String,
-        /// The marker, as written.
-        marker: String,
-        /// Why it does not parse.
-        reason: String,
-    },
-    /// A file `hash` is not `<algorithm>:<hex>`, or its sha256 is malformed.
-    #[error(
-        "invalid lockfile `{place}`: file `{file}` of package `{package}` has `hash = \"{value}\"`, but Poetry writes `sha256:<64 hexadecimal characters>`; run `poetry lock` again"
-    )]
-    InvalidHash {
-        /// Where.
-        place: String,
-        /// The package.
-        package: String,
-        /// The file name.
-        file: String,
-        /// The value, as written.
-        value: String,
-    },
     /// `[package.source]` has a `type` envbuild does not know.
     #[error(
-        "invalid lockfile `{place}`: package `{package}` has a source of type `{source_type}`; Poetry writes `legacy`, `file`, `url`, `directory` or `git`"
+        "invalid lockfile `{place}`: package `{package}` has a source of type `{source_type}`; Poetry writes `legacy`, `file`, `url`, `directory` or `git`",
+        package = Untrusted(package),
+        source_type = Untrusted(source_type)
     )]
     UnknownSourceType {
         /// Where.
@@ -148,23 +96,11 @@ pub enum PoetryError {
         /// The type, as written.
         source_type: String,
     },
-    /// A source URL does not parse.
-    #[error(
-        "invalid lockfile `{place}`: the source `url` of package `{package}` is `{value}`, which is not a URL: {reason}"
-    )]
-    InvalidUrl {
-        /// Where.
-        place: String,
-        /// The package.
-        package: String,
-        /// The value, as written (credentials removed).
-        value: String,
-        /// Why it does not parse.
-        reason: String,
-    },
     /// The user asked for an extra the lock does not define.
     #[error(
-        "cannot select extra `{extra}` from lockfile `{path}`: its `[extras]` table offers {offered}; choose one of those, or add the extra to pyproject.toml and run `poetry lock`"
+        "cannot select extra `{extra}` from lockfile `{path}`: its `[extras]` table offers {offered}; choose one of those, or add the extra to pyproject.toml and run `poetry lock`",
+        extra = Untrusted(extra),
+        offered = Untrusted(offered)
     )]
     UnknownExtra {
         /// The lockfile.
@@ -176,7 +112,9 @@ pub enum PoetryError {
     },
     /// The user asked for a group no package of the lock belongs to.
     #[error(
-        "cannot select dependency group `{group}` from lockfile `{path}`: its packages belong to {offered}; choose one of those, or add the group to pyproject.toml and run `poetry lock`"
+        "cannot select dependency group `{group}` from lockfile `{path}`: its packages belong to {offered}; choose one of those, or add the group to pyproject.toml and run `poetry lock`",
+        group = Untrusted(group),
+        offered = Untrusted(offered)
     )]
     UnknownGroup {
         /// The lockfile.
@@ -196,7 +134,9 @@ pub enum PoetryError {
     },
     /// The target's Python does not satisfy the project's `python-versions`.
     #[error(
-        "cannot install lockfile `{place}` on the target: the project requires Python `{specifier}`, but the target has Python {python}; choose a target Python that satisfies it"
+        "cannot install lockfile `{place}` on the target: the project requires Python `{specifier}`, but the target has Python {python}; choose a target Python that satisfies it",
+        python = Untrusted(python),
+        specifier = Excerpt(specifier)
     )]
     UnsupportedPython {
         /// Where.
@@ -208,7 +148,11 @@ pub enum PoetryError {
     },
     /// A selected package's `python-versions` excludes the target's Python.
     #[error(
-        "cannot install package `{package}` {version} from lockfile `{place}`: it requires Python `{specifier}`, but the target has Python {python}; choose a target Python that satisfies it, or run `poetry lock` again"
+        "cannot install package `{package}` {version} from lockfile `{place}`: it requires Python `{specifier}`, but the target has Python {python}; choose a target Python that satisfies it, or run `poetry lock` again",
+        package = Untrusted(package),
+        python = Untrusted(python),
+        specifier = Excerpt(specifier),
+        version = Excerpt(version)
     )]
     PackageUnsupportedPython {
         /// Where.
@@ -224,7 +168,10 @@ pub enum PoetryError {
     },
     /// Two entries of the same package are both selected.
     #[error(
-        "cannot install lockfile `{path}` on the target: package `{package}` is selected twice, as {first} and as {second}; their markers both hold for the target, so fix the dependency markers in pyproject.toml and run `poetry lock`"
+        "cannot install lockfile `{path}` on the target: package `{package}` is selected twice, as {first} and as {second}; their markers both hold for the target, so fix the dependency markers in pyproject.toml and run `poetry lock`",
+        first = Excerpt(first),
+        package = Untrusted(package),
+        second = Excerpt(second)
     )]
     AmbiguousPackage {
         /// The lockfile.
@@ -238,7 +185,9 @@ pub enum PoetryError {
     },
     /// A selected package from an index has no file with a sha256 hash.
     #[error(
-        "cannot install package `{package}` {version} from lockfile `{place}`: its `files` hold no sha256 hash, and envbuild verifies every file it installs; run `poetry lock` again against an index that publishes hashes"
+        "cannot install package `{package}` {version} from lockfile `{place}`: its `files` hold no sha256 hash, and envbuild verifies every file it installs; run `poetry lock` again against an index that publishes hashes",
+        package = Untrusted(package),
+        version = Excerpt(version)
     )]
     NoHashes {
         /// Where.
@@ -330,7 +279,7 @@ struct MetadataWire {
 #[derive(Deserialize)]
 #[serde(rename_all = "kebab-case")]
 struct PackageWire {
-    name: Option<String>,
+    name: Option<Spanned<String>>,
     version: Option<String>,
     #[serde(default)]
     optional: bool,
@@ -384,35 +333,29 @@ enum MarkersWire {
     PerGroup(BTreeMap<String, String>),
 }
 
-fn toml_error(source: &Source<'_>, error: &toml::de::Error) -> PoetryError {
-    let (place, message) = source.toml_error_parts(error);
-    PoetryError::InvalidToml { place, message }
-}
-
 impl PoetryLock {
     /// Parse and validate `text`, the contents of the lockfile at `path`. Relative `file`
     /// and `directory` source paths are resolved against `path`'s folder.
     pub(crate) fn parse(path: &Path, text: &str) -> Result<Self, PoetryError> {
-        let source = Source { path, text };
+        let source = Source {
+            path,
+            text,
+            format: LockFormat::PoetryLock,
+        };
 
         // The version first: older formats keep hashes elsewhere and would only give
         // confusing errors below.
-        let version: VersionWire =
-            toml::from_str(text).map_err(|error| toml_error(&source, &error))?;
+        let version: VersionWire = source.toml()?;
         let Some(metadata) = version.metadata else {
-            return Err(PoetryError::MissingKey {
-                place: source.whole_file(),
-                table: "the lockfile".to_string(),
-                key: "metadata",
-            });
+            return Err(source
+                .missing_key(source.whole_file(), "the lockfile", "metadata")
+                .into());
         };
         let metadata_place = source.place(metadata.span());
         let Some(lock_version) = metadata.into_inner().lock_version else {
-            return Err(PoetryError::MissingKey {
-                place: metadata_place,
-                table: "`[metadata]`".to_string(),
-                key: "lock-version",
-            });
+            return Err(source
+                .missing_key(metadata_place, "`[metadata]`", "lock-version")
+                .into());
         };
         let version_place = source.place(lock_version.span());
         let lock_version = lock_version.into_inner();
@@ -430,11 +373,12 @@ impl PoetryLock {
         let minor = release.get(1).copied().unwrap_or(0);
         if minor > 1 {
             tracing::warn!(
-                "lockfile `{version_place}` has `lock-version = \"{lock_version}\"`, newer than the 2.1 envbuild knows; keys added since are ignored"
+                "lockfile `{version_place}` has `lock-version = \"{}\"`, newer than the 2.1 envbuild knows; keys added since are ignored",
+                Untrusted(&lock_version)
             );
         }
 
-        let wire: PoetryWire = toml::from_str(text).map_err(|error| toml_error(&source, &error))?;
+        let wire: PoetryWire = source.toml()?;
         let python_versions = wire
             .metadata
             .and_then(|metadata| metadata.python_versions)
@@ -455,13 +399,16 @@ impl PoetryLock {
             let Ok(extra) = ExtraName::from_str(&extra) else {
                 continue;
             };
-            extras.insert(
-                extra,
-                names
-                    .iter()
-                    .map(|name| PackageName::normalize(strip_requirement(name)))
-                    .collect(),
-            );
+            let names = names
+                .iter()
+                .map(|name| {
+                    fields::package_name_at(
+                        strip_requirement(name),
+                        &format!("{} (`[extras]`)", source.whole_file()),
+                    )
+                })
+                .collect::<Result<_, _>>()?;
+            extras.insert(extra, names);
         }
 
         let has_groups = minor >= 1;
@@ -497,7 +444,7 @@ impl PoetryLock {
                 .ok_or_else(|| PoetryError::UnknownExtra {
                     path: path.clone(),
                     extra: requested.clone(),
-                    offered: offered_list("extras", self.extras.keys()),
+                    offered: fields::offered_list("extras", self.extras.keys()),
                 })?;
             extras.push(extra);
         }
@@ -572,12 +519,12 @@ impl PoetryLock {
             groups.insert("main".to_string());
         }
         for requested in &selection.groups {
-            let group = PackageName::normalize(requested).to_string();
+            let group = normalize_group(requested);
             if !known.contains(group.as_str()) {
                 return Err(PoetryError::UnknownGroup {
                     path: path.to_string(),
                     group: requested.clone(),
-                    offered: offered_list("groups", known.iter()),
+                    offered: fields::offered_list("groups", known.iter()),
                 });
             }
             groups.insert(group);
@@ -670,15 +617,6 @@ fn describe_entry(package: &Package) -> String {
     )
 }
 
-fn offered_list<T: std::fmt::Display>(what: &str, names: impl Iterator<Item = T>) -> String {
-    let quoted: Vec<String> = names.map(|name| format!("`{name}`")).collect();
-    if quoted.is_empty() {
-        format!("no {what}")
-    } else {
-        format!("the {what} {}", quoted.join(", "))
-    }
-}
-
 /// The name part of a PEP 508 requirement or Poetry's `name (constraint)` form.
 fn strip_requirement(requirement: &str) -> &str {
     let end = requirement
@@ -690,12 +628,27 @@ fn strip_requirement(requirement: &str) -> &str {
 }
 
 fn parse_marker(written: &str, key: &str, place: &str) -> Result<MarkerTree, PoetryError> {
-    MarkerTree::from_str(written).map_err(|error| PoetryError::InvalidMarker {
-        place: place.to_string(),
-        key: key.to_string(),
-        marker: written.to_string(),
-        reason: error.message.to_string(),
-    })
+    Ok(fields::marker_at(written, key, place)?)
+}
+
+/// A dependency group's name for comparisons, normalized as Poetry does (lowercase, runs
+/// of `-`, `_` and `.` as one `-`). Group names are only compared, never put into a path
+/// or a URL, so any text Poetry accepted is kept.
+fn normalize_group(name: &str) -> String {
+    let mut normalized = String::with_capacity(name.len());
+    let mut in_separator_run = false;
+    for character in name.chars() {
+        if matches!(character, '-' | '_' | '.') {
+            if !in_separator_run {
+                normalized.push('-');
+            }
+            in_separator_run = true;
+        } else {
+            normalized.extend(character.to_lowercase());
+            in_separator_run = false;
+        }
+    }
+    normalized
 }
 
 fn parse_constraint(
@@ -827,37 +780,33 @@ fn parse_package(
 ) -> Result<Package, PoetryError> {
     let place = source.place(package.span());
     let package = package.into_inner();
-    let table = "a `[[package]]` entry".to_string();
     let Some(name) = package.name else {
-        return Err(PoetryError::MissingKey {
-            place,
-            table,
-            key: "name",
-        });
+        return Err(source
+            .missing_key(place, "a `[[package]]` entry", "name")
+            .into());
     };
+    // Checked once here: the name goes into index URLs and messages.
+    let name_place = source.place(name.span());
+    let label = name.into_inner();
+    let name = source.package_name(&label, &name_place)?;
     let Some(version) = package.version else {
-        return Err(PoetryError::MissingKey {
-            place,
-            table: format!("package `{name}`"),
-            key: "version",
-        });
+        return Err(source
+            .missing_key(place, format!("package `{label}`"), "version")
+            .into());
     };
-    let label = name.clone();
-    let name = PackageName::normalize(&name);
     if let Err(error) = Version::from_str(&version) {
-        return Err(PoetryError::InvalidVersion {
+        return Err(FieldError::InvalidVersion {
             place,
             package: label,
             version,
             reason: error.to_string(),
-        });
+        }
+        .into());
     }
     let Some(python_versions) = package.python_versions else {
-        return Err(PoetryError::MissingKey {
-            place,
-            table: format!("package `{label}`"),
-            key: "python-versions",
-        });
+        return Err(source
+            .missing_key(place, format!("package `{label}`"), "python-versions")
+            .into());
     };
     let python_place = source.place(python_versions.span());
     let python_versions = parse_constraint(
@@ -871,18 +820,16 @@ fn parse_package(
     let mut groups: BTreeMap<String, Option<MarkerTree>> = BTreeMap::new();
     if has_groups {
         let Some(group_names) = package.groups else {
-            return Err(PoetryError::MissingKey {
-                place,
-                table: format!("package `{label}`"),
-                key: "groups",
-            });
+            return Err(source
+                .missing_key(place, format!("package `{label}`"), "groups")
+                .into());
         };
         let markers = package.markers.map(|markers| {
             let markers_place = source.place(markers.span());
             (markers.into_inner(), markers_place)
         });
         for group in group_names {
-            let normalized = PackageName::normalize(&group).to_string();
+            let normalized = normalize_group(&group);
             let marker = match &markers {
                 None => None,
                 Some((MarkersWire::All(written), markers_place)) => Some(parse_marker(
@@ -892,7 +839,7 @@ fn parse_package(
                 )?),
                 Some((MarkersWire::PerGroup(table), markers_place)) => table
                     .iter()
-                    .find(|(key, _)| PackageName::normalize(key).as_str() == normalized)
+                    .find(|(key, _)| normalize_group(key) == normalized)
                     .map(|(key, written)| {
                         parse_marker(
                             written,
@@ -910,27 +857,23 @@ fn parse_package(
     for file in package.files {
         let file_place = source.place(file.span());
         let file = file.into_inner();
-        let Some((algorithm, value)) = file.hash.split_once(':') else {
-            return Err(PoetryError::InvalidHash {
-                place: file_place,
-                package: label,
-                file: file.file,
-                value: file.hash,
-            });
+        let sha256 = match fields::parse_hash(&file.hash) {
+            Some(Hash::Sha256(digest)) => digest,
+            // Other algorithms (md5 from very old indexes) cannot be checked: skip them.
+            Some(Hash::Other) => continue,
+            None => {
+                return Err(source
+                    .invalid_hash(
+                        &file_place,
+                        format!(
+                            "`hash` of file `{}` of package `{label}`",
+                            fields::Excerpt(&file.file)
+                        ),
+                        &file.hash,
+                    )
+                    .into());
+            }
         };
-        // Other algorithms (md5 from very old indexes) cannot be checked: skip them.
-        if !algorithm.eq_ignore_ascii_case("sha256") {
-            continue;
-        }
-        let sha256 = Sha256Digest::from_hex(value)
-            .ok()
-            .filter(|_| !value.contains(':'))
-            .ok_or_else(|| PoetryError::InvalidHash {
-                place: file_place.clone(),
-                package: label.clone(),
-                file: file.file.clone(),
-                value: file.hash.clone(),
-            })?;
         files.push(IndexFile {
             filename: Some(file.file),
             sha256,
@@ -941,8 +884,8 @@ fn parse_package(
     let dependencies = package
         .dependencies
         .keys()
-        .map(|name| PackageName::normalize(name))
-        .collect();
+        .map(|name| fields::package_name_at(name, &place))
+        .collect::<Result<_, _>>()?;
 
     let (index, package_source) = match package.source {
         None => (None, PackageSource::IndexLookup { files }),
@@ -951,21 +894,20 @@ fn parse_package(
             let source_wire = source_wire.into_inner();
             let source_type = source_wire.r#type.clone().unwrap_or_default();
             let url = || {
-                source_wire
-                    .url
-                    .clone()
-                    .ok_or_else(|| PoetryError::MissingKey {
-                        place: source_place.clone(),
-                        table: format!("the `source` of package `{label}`"),
-                        key: "url",
-                    })
+                source_wire.url.clone().ok_or_else(|| {
+                    source.missing_key(
+                        source_place.clone(),
+                        format!("the `source` of package `{label}`"),
+                        "url",
+                    )
+                })
             };
             let parse_url = |written: String| {
-                url::Url::parse(&written).map_err(|error| PoetryError::InvalidUrl {
+                url::Url::parse(&written).map_err(|reason| FieldError::InvalidUrl {
                     place: source_place.clone(),
-                    package: label.clone(),
+                    key: format!("the source `url` of package `{label}`"),
                     value: redact_text(&written),
-                    reason: error.to_string(),
+                    reason,
                 })
             };
             let first_hash = files.first().map(|file| file.sha256);
@@ -991,11 +933,8 @@ fn parse_package(
                 "url" => {
                     let written = url()?;
                     let location = parse_url(written.clone())?;
-                    let filename = location
-                        .path_segments()
-                        .and_then(|mut segments| segments.next_back().map(str::to_string))
-                        .filter(|segment| !segment.is_empty())
-                        .unwrap_or_else(|| file_name(&written));
+                    let filename =
+                        fields::url_filename(&location).unwrap_or_else(|| file_name(&written));
                     (
                         None,
                         PackageSource::Archive(Artifact {
@@ -1065,6 +1004,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+    use crate::digest::Sha256Digest;
     use crate::lock::testing::{environment, linux_311};
 
     const LOCKFILE: &str = "/work/project/poetry.lock";
@@ -1622,7 +1562,7 @@ content-hash = "x"
         );
         assert_eq!(
             parse_error(&text),
-            "invalid lockfile `/work/project/poetry.lock:45:5`: file `colorama-0.4.6-py2.py3-none-any.whl` of package `colorama` has `hash = \"sha256:abc\"`, but Poetry writes `sha256:<64 hexadecimal characters>`; run `poetry lock` again"
+            "invalid lockfile `/work/project/poetry.lock:45:5`: `hash` of file `colorama-0.4.6-py2.py3-none-any.whl` of package `colorama` is `sha256:abc`, but hashes are written `sha256:<64 hexadecimal characters>`; fix it, or run `poetry lock` again"
         );
     }
 
@@ -1725,5 +1665,60 @@ content-hash = "x"
     #[test]
     fn ok_error_is_small() {
         assert!(std::mem::size_of::<PoetryError>() <= 128);
+    }
+
+    #[test]
+    fn ok_no_panic_on_hostile_input() {
+        let seeds = [
+            with_hashes(LOCK_21),
+            with_hashes(LOCK_20),
+            include_str!("../../tests/data/locks/poetry-2.0/poetry.lock").to_string(),
+            include_str!("../../tests/data/locks/bad-poetry/poetry.lock").to_string(),
+        ];
+        let selections = crate::lock::testing::hostile_selections();
+        crate::lock::testing::assert_no_panic("poetry.lock", seeds, 2000, |text| {
+            if let Ok(lock) = PoetryLock::parse(Path::new(LOCKFILE), text) {
+                let _ = lock.indexes();
+                for (environment, selection) in &selections {
+                    let _ = lock.select(environment, selection);
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn err_invalid_package_name_names_file_line_and_name() {
+        // `//[` reached the index lookup's `Url::join(...).expect(...)` and panicked.
+        for (name, shown) in [
+            ("//[", "//["),
+            ("//host", "//host"),
+            ("a\\u001b[2J", "a\\u{1b}[2J"),
+        ] {
+            let text = LOCK_21.replacen(
+                "name = \"backports-tarfile\"",
+                &format!("name = \"{name}\""),
+                1,
+            );
+            assert_eq!(
+                parse_error(&text),
+                format!(
+                    "invalid lockfile `/work/project/poetry.lock:4:8`: `{shown}` is not a valid package name: names use letters, digits, `-`, `_` and `.`, and start and end with a letter or digit"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn err_invalid_dependency_name() {
+        let text = LOCK_21.replacen(
+            "[package.dependencies]\n",
+            "[package.dependencies]\n\"a/b\" = \"*\"\n",
+            1,
+        );
+        assert!(
+            parse_error(&text).contains("`a/b` is not a valid package name"),
+            "{}",
+            parse_error(&text)
+        );
     }
 }

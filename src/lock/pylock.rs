@@ -18,11 +18,14 @@ use uv_normalize::{ExtraName, GroupName};
 use uv_pep440::{Version, VersionSpecifiers};
 use uv_pep508::{MarkerEnvironment, MarkerOperator, MarkerTree};
 
+use super::fields::{self, Excerpt, FieldError};
 use super::source::Source;
 use super::{
-    Artifact, ArtifactLocation, GroupSelection, LockedPackage, PackageName, PackageSource,
+    Artifact, ArtifactLocation, GroupSelection, LockFormat, LockedPackage, PackageName,
+    PackageSource,
 };
 use crate::digest::Sha256Digest;
+use crate::untrusted::Untrusted;
 use crate::wheel::filename::{WheelFilename, WheelFilenameError};
 
 /// Whether a file name is a valid pylock file name: `pylock.toml`, or
@@ -44,31 +47,13 @@ pub(crate) fn is_pylock_file_name(name: &str) -> bool {
 /// problem has no single position in the file.
 #[derive(Debug, thiserror::Error)]
 pub enum PylockError {
-    /// The text is not TOML, or a key has the wrong type.
-    #[error(
-        "cannot parse lockfile `{place}`: {message}; fix the file at that position or export the lock again"
-    )]
-    InvalidToml {
-        /// Where.
-        place: String,
-        /// The TOML parser's message.
-        message: String,
-    },
-    /// A key PEP 751 requires is absent.
-    #[error(
-        "invalid lockfile `{place}`: {table} has no `{key}`, which PEP 751 requires; export the lock again with a PEP 751 compliant tool"
-    )]
-    MissingKey {
-        /// Where.
-        place: String,
-        /// The table that lacks the key, e.g. "the top-level table" or "package `numpy`".
-        table: String,
-        /// The missing key.
-        key: &'static str,
-    },
+    /// A field every format shares is missing or invalid.
+    #[error(transparent)]
+    Field(#[from] FieldError),
     /// `lock-version` is not a version number.
     #[error(
-        "invalid lockfile `{place}`: `lock-version = {version}` is not a version; PEP 751 lockfiles have `lock-version = \"1.0\"`"
+        "invalid lockfile `{place}`: `lock-version = {version}` is not a version; PEP 751 lockfiles have `lock-version = \"1.0\"`",
+        version = Excerpt(version)
     )]
     InvalidLockVersion {
         /// Where.
@@ -78,7 +63,8 @@ pub enum PylockError {
     },
     /// `lock-version` has a major version envbuild does not know (PEP 751: MUST error).
     #[error(
-        "unsupported lockfile `{place}`: `lock-version = {version}`, but envbuild reads only major version 1 (`1.x`); export the lock in format version 1.0, or use an envbuild that supports this version"
+        "unsupported lockfile `{place}`: `lock-version = {version}`, but envbuild reads only major version 1 (`1.x`); export the lock in format version 1.0, or use an envbuild that supports this version",
+        version = Excerpt(version)
     )]
     UnsupportedLockVersion {
         /// Where.
@@ -86,19 +72,11 @@ pub enum PylockError {
         /// The value, as TOML.
         version: String,
     },
-    /// A package name is not a valid distribution name.
-    #[error(
-        "invalid lockfile `{place}`: `{name}` is not a valid package name: names use letters, digits, `-`, `_` and `.`, and start and end with a letter or digit"
-    )]
-    InvalidPackageName {
-        /// Where.
-        place: String,
-        /// The name, as written.
-        name: String,
-    },
     /// A package name is not in normalized form (PEP 751 requires it).
     #[error(
-        "invalid lockfile `{place}`: package name `{name}` is not normalized; PEP 751 requires the normalized form `{normalized}`, write that instead"
+        "invalid lockfile `{place}`: package name `{name}` is not normalized; PEP 751 requires the normalized form `{normalized}`, write that instead",
+        name = Untrusted(name),
+        normalized = Untrusted(normalized)
     )]
     UnnormalizedPackageName {
         /// Where.
@@ -108,23 +86,11 @@ pub enum PylockError {
         /// Its normalized form.
         normalized: String,
     },
-    /// A package `version` is not a PEP 440 version.
-    #[error(
-        "invalid lockfile `{place}`: package `{package}` has `version = \"{version}\"`, which is not a PEP 440 version: {reason}"
-    )]
-    InvalidVersion {
-        /// Where.
-        place: String,
-        /// The package.
-        package: String,
-        /// The version, as written.
-        version: String,
-        /// Why it does not parse.
-        reason: String,
-    },
     /// `version` is set on a source tree (`vcs` or `directory`), which PEP 751 forbids.
     #[error(
-        "invalid lockfile `{place}`: package `{package}` has both `version` and `{source_key}`; PEP 751 forbids a version on source trees, remove `version` or the `{source_key}` table"
+        "invalid lockfile `{place}`: package `{package}` has both `version` and `{source_key}`; PEP 751 forbids a version on source trees, remove `version` or the `{source_key}` table",
+        package = Untrusted(package),
+        source_key = Untrusted(source_key)
     )]
     VersionWithSourceTree {
         /// Where.
@@ -136,7 +102,9 @@ pub enum PylockError {
     },
     /// Sources that exclude each other are both set.
     #[error(
-        "invalid lockfile `{place}`: package `{package}` sets {sources}; PEP 751 allows `wheels` and/or `sdist`, or else exactly one of `vcs`, `directory` and `archive`, so remove all but one kind of source"
+        "invalid lockfile `{place}`: package `{package}` sets {sources}; PEP 751 allows `wheels` and/or `sdist`, or else exactly one of `vcs`, `directory` and `archive`, so remove all but one kind of source",
+        package = Untrusted(package),
+        sources = Untrusted(sources)
     )]
     ConflictingSources {
         /// Where.
@@ -148,7 +116,8 @@ pub enum PylockError {
     },
     /// A package has no source at all.
     #[error(
-        "invalid lockfile `{place}`: package `{package}` has none of `wheels`, `sdist`, `vcs`, `directory` and `archive`, so there is nothing to install; export the lock again with wheels"
+        "invalid lockfile `{place}`: package `{package}` has none of `wheels`, `sdist`, `vcs`, `directory` and `archive`, so there is nothing to install; export the lock again with wheels",
+        package = Untrusted(package)
     )]
     NoSource {
         /// Where.
@@ -158,7 +127,9 @@ pub enum PylockError {
     },
     /// An artifact has neither `url` nor `path`.
     #[error(
-        "invalid lockfile `{place}`: {artifact} of package `{package}` has neither `url` nor `path`, so it cannot be fetched; add one of them"
+        "invalid lockfile `{place}`: {artifact} of package `{package}` has neither `url` nor `path`, so it cannot be fetched; add one of them",
+        artifact = Untrusted(artifact),
+        package = Untrusted(package)
     )]
     MissingArtifactLocation {
         /// Where.
@@ -170,7 +141,9 @@ pub enum PylockError {
     },
     /// No file name can be derived for an artifact.
     #[error(
-        "invalid lockfile `{place}`: cannot tell the file name of {artifact} of package `{package}`: its `path` and `url` end without a file name; add `name` with the file name"
+        "invalid lockfile `{place}`: cannot tell the file name of {artifact} of package `{package}`: its `path` and `url` end without a file name; add `name` with the file name",
+        artifact = Untrusted(artifact),
+        package = Untrusted(package)
     )]
     NoArtifactFilename {
         /// Where.
@@ -180,25 +153,10 @@ pub enum PylockError {
         /// Which artifact.
         artifact: String,
     },
-    /// A URL does not parse.
-    #[error(
-        "invalid lockfile `{place}`: `{key}` of package `{package}` is `{value}`, which is not a URL: {reason}"
-    )]
-    InvalidUrl {
-        /// Where.
-        place: String,
-        /// The package.
-        package: String,
-        /// The key, e.g. "index" or "wheels[0].url".
-        key: String,
-        /// The value, as written.
-        value: String,
-        /// Why it does not parse.
-        reason: String,
-    },
     /// A wheel's file name does not parse; the cause says why.
     #[error(
-        "invalid lockfile `{place}`: package `{package}` lists a wheel whose file name is not a valid wheel file name"
+        "invalid lockfile `{place}`: package `{package}` lists a wheel whose file name is not a valid wheel file name",
+        package = Untrusted(package)
     )]
     InvalidWheelFilename {
         /// Where.
@@ -211,7 +169,10 @@ pub enum PylockError {
     },
     /// A wheel's file name names another distribution.
     #[error(
-        "invalid lockfile `{place}`: package `{package}` lists wheel `{filename}`, which is for package `{wheel_name}`; fix the wheel entry or the package `name`"
+        "invalid lockfile `{place}`: package `{package}` lists wheel `{filename}`, which is for package `{wheel_name}`; fix the wheel entry or the package `name`",
+        filename = Excerpt(filename),
+        package = Untrusted(package),
+        wheel_name = Untrusted(wheel_name)
     )]
     WheelNameMismatch {
         /// Where.
@@ -225,7 +186,11 @@ pub enum PylockError {
     },
     /// A wheel's file name has another version than the package.
     #[error(
-        "invalid lockfile `{place}`: package `{package}` has version `{version}`, but its wheel `{filename}` has version `{wheel_version}`; fix the wheel entry or the package `version`"
+        "invalid lockfile `{place}`: package `{package}` has version `{version}`, but its wheel `{filename}` has version `{wheel_version}`; fix the wheel entry or the package `version`",
+        filename = Excerpt(filename),
+        package = Untrusted(package),
+        version = Excerpt(version),
+        wheel_version = Untrusted(wheel_version)
     )]
     WheelVersionMismatch {
         /// Where.
@@ -241,7 +206,9 @@ pub enum PylockError {
     },
     /// A `hashes` table is empty.
     #[error(
-        "invalid lockfile `{place}`: `hashes` of {artifact} of package `{package}` is empty; PEP 751 requires at least one hash, add its `sha256`"
+        "invalid lockfile `{place}`: `hashes` of {artifact} of package `{package}` is empty; PEP 751 requires at least one hash, add its `sha256`",
+        artifact = Untrusted(artifact),
+        package = Untrusted(package)
     )]
     EmptyHashes {
         /// Where.
@@ -253,7 +220,10 @@ pub enum PylockError {
     },
     /// `hashes.sha256` is not a hex SHA-256 digest.
     #[error(
-        "invalid lockfile `{place}`: `hashes.sha256` of {artifact} of package `{package}` is `{value}`, which is not a SHA-256 digest (64 hexadecimal characters); fix or remove it"
+        "invalid lockfile `{place}`: `hashes.sha256` of {artifact} of package `{package}` is `{value}`, which is not a SHA-256 digest (64 hexadecimal characters); fix or remove it",
+        artifact = Untrusted(artifact),
+        package = Untrusted(package),
+        value = Excerpt(value)
     )]
     InvalidSha256 {
         /// Where.
@@ -267,7 +237,10 @@ pub enum PylockError {
     },
     /// `upload-time` is neither a TOML datetime nor a datetime string.
     #[error(
-        "invalid lockfile `{place}`: `upload-time` of {artifact} of package `{package}` is `{value}`, but PEP 751 expects a TOML datetime such as `2025-02-13T16:50:00Z`"
+        "invalid lockfile `{place}`: `upload-time` of {artifact} of package `{package}` is `{value}`, but PEP 751 expects a TOML datetime such as `2025-02-13T16:50:00Z`",
+        artifact = Untrusted(artifact),
+        package = Untrusted(package),
+        value = Excerpt(value)
     )]
     InvalidUploadTime {
         /// Where.
@@ -279,22 +252,13 @@ pub enum PylockError {
         /// The value, as TOML.
         value: String,
     },
-    /// A marker does not parse.
-    #[error("invalid lockfile `{place}`: {key} `{marker}` is not a valid marker: {reason}")]
-    InvalidMarker {
-        /// Where.
-        place: String,
-        /// Which key, e.g. "`environments` entry" or "`marker` of package `numpy`".
-        key: String,
-        /// The marker, as written.
-        marker: String,
-        /// Why it does not parse.
-        reason: String,
-    },
     /// A package marker uses the legacy `extra == "name"` form, which PEP 751 forbids in
     /// lockfiles (installers SHOULD reject such files).
     #[error(
-        "invalid lockfile `{place}`: `marker` of package `{package}` is `{marker}`, which uses the legacy `extra == \"{extra}\"` form that PEP 751 does not allow in lockfiles; write `'{extra}' in extras` instead, or export the lock again"
+        "invalid lockfile `{place}`: `marker` of package `{package}` is `{marker}`, which uses the legacy `extra == \"{extra}\"` form that PEP 751 does not allow in lockfiles; write `'{extra}' in extras` instead, or export the lock again",
+        extra = Untrusted(extra),
+        marker = Excerpt(marker),
+        package = Untrusted(package)
     )]
     LegacyExtraMarker {
         /// Where.
@@ -306,37 +270,11 @@ pub enum PylockError {
         /// The extra it names.
         extra: String,
     },
-    /// A `requires-python` is not a PEP 440 specifier set.
-    #[error(
-        "invalid lockfile `{place}`: {key} `{value}` is not a valid version specifier: {reason}"
-    )]
-    InvalidRequiresPython {
-        /// Where.
-        place: String,
-        /// Which key, e.g. "`requires-python`" or "`requires-python` of package `numpy`".
-        key: String,
-        /// The value, as written.
-        value: String,
-        /// Why it does not parse.
-        reason: String,
-    },
-    /// An entry of `extras`, `dependency-groups` or `default-groups` is not a valid name.
-    #[error(
-        "invalid lockfile `{place}`: `{key}` lists `{name}`, which is not a valid name: {reason}"
-    )]
-    InvalidListedName {
-        /// Where.
-        place: String,
-        /// `extras`, `dependency-groups` or `default-groups`.
-        key: &'static str,
-        /// The entry, as written.
-        name: String,
-        /// Why it is rejected.
-        reason: String,
-    },
     /// The user asked for an extra the lock does not offer.
     #[error(
-        "cannot select extra `{extra}` from lockfile `{path}`: the lock offers {offered}; choose one of those, or export the lock again with this extra"
+        "cannot select extra `{extra}` from lockfile `{path}`: the lock offers {offered}; choose one of those, or export the lock again with this extra",
+        extra = Untrusted(extra),
+        offered = Untrusted(offered)
     )]
     UnknownExtra {
         /// The lockfile.
@@ -348,7 +286,9 @@ pub enum PylockError {
     },
     /// The user asked for a group the lock does not offer.
     #[error(
-        "cannot select dependency group `{group}` from lockfile `{path}`: the lock offers {offered}; choose one of those, or export the lock again with this group"
+        "cannot select dependency group `{group}` from lockfile `{path}`: the lock offers {offered}; choose one of those, or export the lock again with this group",
+        group = Untrusted(group),
+        offered = Untrusted(offered)
     )]
     UnknownGroup {
         /// The lockfile.
@@ -361,7 +301,9 @@ pub enum PylockError {
     /// The target's Python does not satisfy the lock's `requires-python` (PEP 751: MUST
     /// error).
     #[error(
-        "cannot install lockfile `{place}` on the target: the lock requires Python `{specifier}`, but the target has Python {python}; choose a target Python that satisfies it, or export the lock again for this Python"
+        "cannot install lockfile `{place}` on the target: the lock requires Python `{specifier}`, but the target has Python {python}; choose a target Python that satisfies it, or export the lock again for this Python",
+        python = Untrusted(python),
+        specifier = Excerpt(specifier)
     )]
     UnsupportedPython {
         /// Where.
@@ -373,7 +315,8 @@ pub enum PylockError {
     },
     /// No `environments` entry matches the target (PEP 751: MUST error).
     #[error(
-        "cannot install lockfile `{place}` on the target: it supports only the environments {environments}, and the target matches none of them; choose a matching target platform and Python, or export the lock again for this target"
+        "cannot install lockfile `{place}` on the target: it supports only the environments {environments}, and the target matches none of them; choose a matching target platform and Python, or export the lock again for this target",
+        environments = Excerpt(environments)
     )]
     NoMatchingEnvironment {
         /// Where.
@@ -383,7 +326,11 @@ pub enum PylockError {
     },
     /// A selected package's `requires-python` fails for the target (PEP 751: MUST error).
     #[error(
-        "cannot install package `{package}` ({version}) from lockfile `{place}`: it requires Python `{specifier}`, but the target has Python {python}; choose a target Python that satisfies it, or export the lock again for this Python"
+        "cannot install package `{package}` ({version}) from lockfile `{place}`: it requires Python `{specifier}`, but the target has Python {python}; choose a target Python that satisfies it, or export the lock again for this Python",
+        package = Untrusted(package),
+        python = Untrusted(python),
+        specifier = Excerpt(specifier),
+        version = Excerpt(version)
     )]
     PackageUnsupportedPython {
         /// Where.
@@ -399,7 +346,10 @@ pub enum PylockError {
     },
     /// Two entries of the same package both apply to the target (PEP 751: MUST error).
     #[error(
-        "cannot install lockfile `{path}` on the target: package `{package}` is selected twice, as {first} and as {second}; PEP 751 requires the markers to leave exactly one entry per package, fix the markers or export the lock again"
+        "cannot install lockfile `{path}` on the target: package `{package}` is selected twice, as {first} and as {second}; PEP 751 requires the markers to leave exactly one entry per package, fix the markers or export the lock again",
+        first = Excerpt(first),
+        package = Untrusted(package),
+        second = Excerpt(second)
     )]
     AmbiguousPackage {
         /// The lockfile.
@@ -543,38 +493,32 @@ impl ArtifactKind {
     }
 }
 
-fn toml_error(source: &Source<'_>, error: &toml::de::Error) -> PylockError {
-    let (place, message) = source.toml_error_parts(error);
-    PylockError::InvalidToml { place, message }
-}
-
 impl Pylock {
     /// Parse and validate `text`, the contents of the lockfile at `path`. Relative
     /// artifact `path`s are resolved against `path`'s folder.
     pub(crate) fn parse(path: &Path, text: &str) -> Result<Self, PylockError> {
-        let source = Source { path, text };
+        let source = Source {
+            path,
+            text,
+            format: LockFormat::Pylock,
+        };
 
         // Check `lock-version` first, before the rest of the file is read with version 1
         // types: a future major version may change them. PEP 751: an unsupported major
         // version MUST be an error; an unknown minor version is accepted.
-        let version: VersionWire =
-            toml::from_str(text).map_err(|error| toml_error(&source, &error))?;
+        let version: VersionWire = source.toml()?;
         check_lock_version(&source, version.lock_version)?;
 
-        let wire: PylockWire = toml::from_str(text).map_err(|error| toml_error(&source, &error))?;
+        let wire: PylockWire = source.toml()?;
         if wire.created_by.is_none() {
-            return Err(PylockError::MissingKey {
-                place: source.whole_file(),
-                table: "the top-level table".to_string(),
-                key: "created-by",
-            });
+            return Err(source
+                .missing_key(source.whole_file(), "the top-level table", "created-by")
+                .into());
         }
         let Some(packages_wire) = wire.packages else {
-            return Err(PylockError::MissingKey {
-                place: source.whole_file(),
-                table: "the top-level table".to_string(),
-                key: "packages",
-            });
+            return Err(source
+                .missing_key(source.whole_file(), "the top-level table", "packages")
+                .into());
         };
 
         let requires_python = wire
@@ -596,7 +540,7 @@ impl Pylock {
                     .map(|entry| {
                         let place = source.place(entry.span());
                         let written = entry.into_inner();
-                        let marker = parse_marker(&written, "`environments` entry", &place)?;
+                        let marker = source.marker(&written, "`environments` entry", &place)?;
                         Ok((written, marker))
                     })
                     .collect::<Result<Vec<_>, PylockError>>()?;
@@ -604,19 +548,11 @@ impl Pylock {
             })
             .transpose()?;
 
-        let extras = parse_names(&source, wire.extras, "extras", ExtraName::from_str)?;
-        let dependency_groups = parse_names(
-            &source,
-            wire.dependency_groups,
-            "dependency-groups",
-            GroupName::from_str,
-        )?;
-        let default_groups = parse_names(
-            &source,
-            wire.default_groups,
-            "default-groups",
-            GroupName::from_str,
-        )?;
+        let extras = parse_names::<ExtraName>(&source, wire.extras, "extras")?;
+        let dependency_groups =
+            parse_names::<GroupName>(&source, wire.dependency_groups, "dependency-groups")?;
+        let default_groups =
+            parse_names::<GroupName>(&source, wire.default_groups, "default-groups")?;
 
         let packages = packages_wire
             .into_iter()
@@ -657,7 +593,7 @@ impl Pylock {
                 .ok_or_else(|| PylockError::UnknownExtra {
                     path: path.clone(),
                     extra: requested.clone(),
-                    offered: offered_list("extras", &self.extras),
+                    offered: fields::offered_list("extras", &self.extras),
                 })?;
             extras.push(extra);
         }
@@ -680,7 +616,7 @@ impl Pylock {
                     PylockError::UnknownGroup {
                         path: path.clone(),
                         group: requested.clone(),
-                        offered: offered_list("groups", &offered),
+                        offered: fields::offered_list("groups", &offered),
                     }
                 })?;
             if !groups.contains(&group) {
@@ -709,7 +645,7 @@ impl Pylock {
         {
             let listed: Vec<String> = environments
                 .iter()
-                .map(|(written, _)| format!("`{written}`"))
+                .map(|(written, _)| format!("`{}`", Excerpt(written)))
                 .collect();
             return Err(PylockError::NoMatchingEnvironment {
                 place: place.clone(),
@@ -768,24 +704,14 @@ fn describe_entry(package: &Package) -> String {
     )
 }
 
-fn offered_list<T: std::fmt::Display>(what: &str, names: &[T]) -> String {
-    if names.is_empty() {
-        return format!("no {what}");
-    }
-    let quoted: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
-    format!("the {what} {}", quoted.join(", "))
-}
-
 fn check_lock_version(
     source: &Source<'_>,
     value: Option<Spanned<toml::Value>>,
 ) -> Result<(), PylockError> {
     let Some(value) = value else {
-        return Err(PylockError::MissingKey {
-            place: source.whole_file(),
-            table: "the top-level table".to_string(),
-            key: "lock-version",
-        });
+        return Err(source
+            .missing_key(source.whole_file(), "the top-level table", "lock-version")
+            .into());
     };
     let place = source.place(value.span());
     let value = value.into_inner();
@@ -822,58 +748,32 @@ fn parse_requires_python(
             specifiers,
             written,
         }),
-        Err(error) => Err(PylockError::InvalidRequiresPython {
+        Err(error) => Err(FieldError::InvalidSpecifier {
             place: place.to_string(),
             key,
             value: written,
             reason: error.to_string(),
-        }),
+        }
+        .into()),
     }
 }
 
-fn parse_marker(written: &str, key: &str, place: &str) -> Result<MarkerTree, PylockError> {
-    MarkerTree::from_str(written).map_err(|error| PylockError::InvalidMarker {
-        place: place.to_string(),
-        key: key.to_string(),
-        marker: written.to_string(),
-        // The bare message: the error's `Display` repeats the marker with an underline.
-        reason: error.message.to_string(),
-    })
-}
-
-fn parse_names<T, E: std::fmt::Display>(
+fn parse_names<T: std::str::FromStr>(
     source: &Source<'_>,
     entries: Vec<Spanned<String>>,
     key: &'static str,
-    parse: impl Fn(&str) -> Result<T, E>,
 ) -> Result<Vec<T>, PylockError> {
     entries
         .into_iter()
         .map(|entry| {
-            parse(entry.get_ref()).map_err(|error| PylockError::InvalidListedName {
-                place: source.place(entry.span()),
-                key,
-                name: entry.get_ref().clone(),
-                reason: error.to_string(),
-            })
+            let place = source.place(entry.span());
+            Ok(fields::name_at(
+                entry.get_ref(),
+                format!("`{key}` entry"),
+                &place,
+            )?)
         })
         .collect()
-}
-
-/// Whether `name` matches the PEP 508 name grammar
-/// `^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$` (case-insensitive).
-fn is_valid_package_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    match (bytes.first(), bytes.last()) {
-        (Some(first), Some(last)) => {
-            first.is_ascii_alphanumeric()
-                && last.is_ascii_alphanumeric()
-                && bytes
-                    .iter()
-                    .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'))
-        }
-        _ => false,
-    }
 }
 
 fn parse_package(
@@ -884,37 +784,28 @@ fn parse_package(
     let package = package.into_inner();
 
     let Some(name) = package.name else {
-        return Err(PylockError::MissingKey {
-            place,
-            table: "a `[[packages]]` entry".to_string(),
-            key: "name",
-        });
+        return Err(source
+            .missing_key(place, "a `[[packages]]` entry", "name")
+            .into());
     };
     let name_place = source.place(name.span());
-    let name = name.into_inner();
-    if !is_valid_package_name(&name) {
-        return Err(PylockError::InvalidPackageName {
-            place: name_place,
-            name,
-        });
-    }
+    let written = name.into_inner();
+    let name = source.package_name(&written, &name_place)?;
     // PEP 751: `packages.name` MUST be normalized.
-    if !PackageName::is_normalized(&name) {
-        let normalized = PackageName::normalize(&name).to_string();
+    if name.as_str() != written {
         return Err(PylockError::UnnormalizedPackageName {
             place: name_place,
-            name,
-            normalized,
+            name: written,
+            normalized: name.to_string(),
         });
     }
-    let name = PackageName::normalize(&name);
     let package_label = name.to_string();
 
     let version = package
         .version
         .map(|written| match Version::from_str(&written) {
             Ok(parsed) => Ok((written, parsed)),
-            Err(error) => Err(PylockError::InvalidVersion {
+            Err(error) => Err(FieldError::InvalidVersion {
                 place: place.clone(),
                 package: package_label.clone(),
                 version: written.clone(),
@@ -949,7 +840,7 @@ fn parse_package(
         return Err(PylockError::ConflictingSources {
             place,
             package: package_label,
-            sources: join_and(&quoted),
+            sources: fields::join_and(&quoted),
         });
     }
     if !has_distributions && tree_keys.is_empty() {
@@ -976,23 +867,24 @@ fn parse_package(
 
     for identity in &package.attestation_identities {
         if identity.get_ref().kind.is_none() {
-            return Err(PylockError::MissingKey {
-                place: source.place(identity.span()),
-                table: format!("an `attestation-identities` entry of package `{package_label}`"),
-                key: "kind",
-            });
+            return Err(source
+                .missing_key(
+                    source.place(identity.span()),
+                    format!("an `attestation-identities` entry of package `{package_label}`"),
+                    "kind",
+                )
+                .into());
         }
     }
 
     let index = package
         .index
         .map(|written| {
-            url::Url::parse(&written).map_err(|error| PylockError::InvalidUrl {
+            url::Url::parse(&written).map_err(|reason| FieldError::InvalidUrl {
                 place: place.clone(),
-                package: package_label.clone(),
-                key: "index".to_string(),
+                key: format!("`index` of package `{package_label}`"),
                 value: crate::http::redact_text(&written),
-                reason: error.to_string(),
+                reason,
             })
         })
         .transpose()?;
@@ -1002,9 +894,9 @@ fn parse_package(
         .map(|written| {
             let marker_place = source.place(written.span());
             let written = written.into_inner();
-            let marker = parse_marker(
+            let marker = source.marker(
                 &written,
-                &format!("`marker` of package `{package_label}`"),
+                format!("`marker` of package `{package_label}`"),
                 &marker_place,
             )?;
             // PEP 751 / dependency specifiers: `extra == "name"` is not permitted in
@@ -1076,11 +968,7 @@ fn parse_package(
         let vcs = vcs.into_inner();
         let table = format!("`vcs` of package `{package_label}`");
         if vcs.r#type.is_none() {
-            return Err(PylockError::MissingKey {
-                place: vcs_place,
-                table,
-                key: "type",
-            });
+            return Err(source.missing_key(vcs_place, table, "type").into());
         }
         let Some(url) = vcs.path.or(vcs.url) else {
             return Err(PylockError::MissingArtifactLocation {
@@ -1090,21 +978,19 @@ fn parse_package(
             });
         };
         let Some(commit_id) = vcs.commit_id else {
-            return Err(PylockError::MissingKey {
-                place: vcs_place,
-                table,
-                key: "commit-id",
-            });
+            return Err(source.missing_key(vcs_place, table, "commit-id").into());
         };
         PackageSource::Vcs { url, commit_id }
     } else if let Some(directory) = package.directory {
         let directory_place = source.place(directory.span());
         let Some(path) = directory.into_inner().path else {
-            return Err(PylockError::MissingKey {
-                place: directory_place,
-                table: format!("`directory` of package `{package_label}`"),
-                key: "path",
-            });
+            return Err(source
+                .missing_key(
+                    directory_place,
+                    format!("`directory` of package `{package_label}`"),
+                    "path",
+                )
+                .into());
         };
         PackageSource::Directory { path }
     } else {
@@ -1183,12 +1069,15 @@ impl PackageContext<'_> {
             .url
             .as_ref()
             .map(|written| {
-                url::Url::parse(written).map_err(|error| PylockError::InvalidUrl {
+                url::Url::parse(written).map_err(|reason| FieldError::InvalidUrl {
                     place: place.to_string(),
-                    package: self.package.to_string(),
-                    key: format!("{}.url", label.trim_matches('`')),
+                    key: format!(
+                        "`{}.url` of package `{}`",
+                        label.trim_matches('`'),
+                        self.package
+                    ),
                     value: crate::http::redact_text(written),
-                    reason: error.to_string(),
+                    reason,
                 })
             })
             .transpose()?;
@@ -1223,7 +1112,7 @@ impl PackageContext<'_> {
                         .map(str::to_string)
                 })
             })
-            .or_else(|| url.as_ref().and_then(url_filename));
+            .or_else(|| url.as_ref().and_then(fields::url_filename));
         let Some(filename) = filename else {
             return Err(PylockError::NoArtifactFilename {
                 place: place.to_string(),
@@ -1251,11 +1140,14 @@ impl PackageContext<'_> {
         }
 
         let Some(hashes) = file.hashes else {
-            return Err(PylockError::MissingKey {
-                place: place.to_string(),
-                table: format!("{label} of package `{}`", self.package),
-                key: "hashes",
-            });
+            return Err(self
+                .source
+                .missing_key(
+                    place.to_string(),
+                    format!("{label} of package `{}`", self.package),
+                    "hashes",
+                )
+                .into());
         };
         if hashes.is_empty() {
             return Err(PylockError::EmptyHashes {
@@ -1299,51 +1191,6 @@ impl PackageContext<'_> {
         // `absolute` does not touch the file system beyond reading the working
         // directory, which only matters for a lockfile given by a relative path.
         std::path::absolute(&joined).unwrap_or(joined)
-    }
-}
-
-/// The last path segment of a URL, percent-decoded; `None` if it is empty.
-fn url_filename(url: &url::Url) -> Option<String> {
-    let segment = url.path_segments()?.next_back()?;
-    if segment.is_empty() {
-        return None;
-    }
-    Some(percent_decode(segment))
-}
-
-/// Decode `%XX` escapes; a malformed escape, or bytes that are not UTF-8 once decoded,
-/// leave the text as written.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        if bytes[index] == b'%' {
-            let high = bytes
-                .get(index + 1)
-                .and_then(|byte| (*byte as char).to_digit(16));
-            let low = bytes
-                .get(index + 2)
-                .and_then(|byte| (*byte as char).to_digit(16));
-            if let (Some(high), Some(low)) = (high, low) {
-                // Two hex digits make at most 255.
-                decoded.push((high * 16 + low) as u8);
-                index += 3;
-                continue;
-            }
-        }
-        decoded.push(bytes[index]);
-        index += 1;
-    }
-    String::from_utf8(decoded).unwrap_or_else(|_| text.to_string())
-}
-
-/// `a`, `a and b`, `a, b and c`.
-fn join_and(items: &[String]) -> String {
-    match items {
-        [] => String::new(),
-        [only] => only.clone(),
-        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
 }
 
@@ -1885,7 +1732,7 @@ sdist = { name = "only_sdist-0.1.tar.gz", url = "https://example.com/sdist/downl
         let text = "lock-version = \"1.0\"\ncreated-by = \"uv\"\n[[packages]]\nname = \"attrs\nversion = \"1\"\n";
         assert_eq!(
             parse_error(text),
-            "cannot parse lockfile `/work/project/pylock.toml:4:14`: invalid basic string, expected `\"`; fix the file at that position or export the lock again"
+            "cannot parse lockfile `/work/project/pylock.toml:4:14`: invalid basic string, expected `\"`; fix the file at that position or export the lock again with a PEP 751 compliant tool"
         );
     }
 
@@ -1894,7 +1741,7 @@ sdist = { name = "only_sdist-0.1.tar.gz", url = "https://example.com/sdist/downl
         let text = MINIMAL.replace("hashes =", "size = \"big\"\nhashes =");
         assert_eq!(
             parse_error(&text),
-            "cannot parse lockfile `/work/project/pylock.toml:10:8`: invalid type: string \"big\", expected u64; fix the file at that position or export the lock again"
+            "cannot parse lockfile `/work/project/pylock.toml:10:8`: invalid type: string \"big\", expected u64; fix the file at that position or export the lock again with a PEP 751 compliant tool"
         );
     }
 
@@ -2198,12 +2045,9 @@ vcs = { type = "git", url = "https://example.com/local.git", commit-id = "012345
     #[test]
     fn err_invalid_listed_name() {
         let text = MINIMAL.replace("created-by", "extras = [\"a b\"]\ncreated-by");
-        let error = parse_error(&text);
-        assert!(
-            error.starts_with(
-                "invalid lockfile `/work/project/pylock.toml:2:11`: `extras` lists `a b`, which is not a valid name: "
-            ),
-            "{error}"
+        assert_eq!(
+            parse_error(&text),
+            "invalid lockfile `/work/project/pylock.toml:2:11`: `extras` entry `a b` is not a valid name: names use letters, digits, `-`, `_` and `.`, and start and end with a letter or digit"
         );
     }
 
@@ -2306,5 +2150,25 @@ wheels = [{ url = "https://example.com/numpy-2.0.2-cp312-cp312-manylinux_2_17_x8
     fn ok_error_is_small() {
         // `Result<_, PylockError>` stays cheap to return.
         assert!(std::mem::size_of::<PylockError>() <= 128);
+    }
+
+    #[test]
+    fn ok_no_panic_on_hostile_input() {
+        let seeds = [
+            UV_EXPORT.to_string(),
+            with_hashes(GROUPS),
+            with_hashes(MINIMAL),
+            include_str!("../../tests/data/conflict/pylock.toml").to_string(),
+            include_str!("../../tests/data/robust/pylock.forks.toml").to_string(),
+            include_str!("../../tests/data/robust/pylock.conflicts.toml").to_string(),
+        ];
+        let selections = crate::lock::testing::hostile_selections();
+        crate::lock::testing::assert_no_panic("pylock.toml", seeds, 2000, |text| {
+            if let Ok(lock) = Pylock::parse(Path::new(LOCKFILE), text) {
+                for (environment, selection) in &selections {
+                    let _ = lock.select(environment, selection);
+                }
+            }
+        });
     }
 }

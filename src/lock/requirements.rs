@@ -36,22 +36,25 @@
 //! of a wheel) become that one artifact.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use uv_pep440::{Operator, Version, VersionSpecifiers};
-use uv_pep508::{MarkerEnvironment, MarkerTree, Requirement, VersionOrUrl};
+use uv_pep508::{MarkerEnvironment, MarkerTree, VersionOrUrl};
 
+use super::fields::{self, Excerpt};
 use super::{
     Artifact, ArtifactLocation, GroupSelection, IndexFile, LockedPackage, PackageName,
     PackageSource,
 };
 use crate::digest::Sha256Digest;
 use crate::http::redact_text;
+use crate::untrusted::Untrusted;
 use crate::wheel::filename::WheelFilename;
 
 /// The hint every "regenerate the file" message ends with.
-const REGENERATE: &str = "generate the file with `pip-compile --generate-hashes`, `uv pip compile --generate-hashes` or `uv export --format requirements.txt`";
+pub(crate) const REGENERATE: &str = "generate the file with `pip-compile --generate-hashes`, `uv pip compile --generate-hashes` or `uv export --format requirements.txt`";
 
 /// Errors from a requirements file: it cannot be read in hash-checking mode, or it
 /// cannot be installed on the chosen target.
@@ -61,7 +64,10 @@ const REGENERATE: &str = "generate the file with `pip-compile --generate-hashes`
 #[derive(Debug, thiserror::Error)]
 pub enum RequirementsError {
     /// An included (`-r`) or constraints (`-c`) file cannot be read.
-    #[error("cannot read `{}`, named at `{place}`", path.display())]
+    #[error(
+        "cannot read `{}`, named at `{place}`",
+        Untrusted(&path.display().to_string())
+    )]
     ReadInclude {
         /// The line that names it.
         place: String,
@@ -74,7 +80,8 @@ pub enum RequirementsError {
     /// Files include each other in a cycle.
     #[error(
         "`{place}` includes `{}`, which is already being read ({chain}); remove one of the `-r`/`-c` lines",
-        path.display()
+        Untrusted(&path.display().to_string()),
+        chain = Untrusted(chain)
     )]
     IncludeCycle {
         /// The line that closes the cycle.
@@ -86,7 +93,8 @@ pub enum RequirementsError {
     },
     /// An include names a URL.
     #[error(
-        "`{place}` includes `{url}`, but envbuild reads only local requirements files; download it next to this file and include it by path"
+        "`{place}` includes `{url}`, but envbuild reads only local requirements files; download it next to this file and include it by path",
+        url = Excerpt(url)
     )]
     RemoteInclude {
         /// The line.
@@ -96,7 +104,8 @@ pub enum RequirementsError {
     },
     /// An option pip-tools, uv and pip do not write, or envbuild does not know.
     #[error(
-        "unknown option `{option}` at `{place}`; envbuild reads `-r`, `-c`, `-i`/`--index-url`, `--extra-index-url`, `-f`/`--find-links`, `--no-index` and `--hash`, and ignores `--only-binary`, `--no-binary`, `--prefer-binary`, `--trusted-host`, `--pre` and `--require-hashes`"
+        "unknown option `{option}` at `{place}`; envbuild reads `-r`, `-c`, `-i`/`--index-url`, `--extra-index-url`, `-f`/`--find-links`, `--no-index` and `--hash`, and ignores `--only-binary`, `--no-binary`, `--prefer-binary`, `--trusted-host`, `--pre` and `--require-hashes`",
+        option = Excerpt(option)
     )]
     UnknownOption {
         /// The line.
@@ -105,7 +114,11 @@ pub enum RequirementsError {
         option: String,
     },
     /// An option on the wrong kind of line.
-    #[error("option `{option}` at `{place}` {reason}")]
+    #[error(
+        "option `{option}` at `{place}` {reason}",
+        option = Excerpt(option),
+        reason = Untrusted(reason)
+    )]
     MisplacedOption {
         /// The line.
         place: String,
@@ -115,7 +128,10 @@ pub enum RequirementsError {
         reason: &'static str,
     },
     /// An option that takes a value has none.
-    #[error("option `{option}` at `{place}` needs a value")]
+    #[error(
+        "option `{option}` at `{place}` needs a value",
+        option = Excerpt(option)
+    )]
     MissingOptionValue {
         /// The line.
         place: String,
@@ -123,7 +139,12 @@ pub enum RequirementsError {
         option: String,
     },
     /// An index or find-links value is not a URL (or path).
-    #[error("`{option}` at `{place}` is `{value}`, which is not a URL: {reason}")]
+    #[error(
+        "`{option}` at `{place}` is `{value}`, which is not a URL: {reason}",
+        option = Excerpt(option),
+        reason = Untrusted(reason),
+        value = Excerpt(value)
+    )]
     InvalidIndexUrl {
         /// The line.
         place: String,
@@ -135,7 +156,11 @@ pub enum RequirementsError {
         reason: String,
     },
     /// A requirement does not parse.
-    #[error("invalid requirement `{requirement}` at `{place}`: {reason}")]
+    #[error(
+        "invalid requirement `{requirement}` at `{place}`: {reason}",
+        reason = Untrusted(reason),
+        requirement = Excerpt(requirement)
+    )]
     InvalidRequirement {
         /// The line.
         place: String,
@@ -146,7 +171,8 @@ pub enum RequirementsError {
     },
     /// A requirement is not pinned to one version.
     #[error(
-        "requirement `{requirement}` at `{place}` is not pinned: hash-checking mode (pip's `--require-hashes`) needs every requirement pinned with `==` or `===`, or given by URL; {REGENERATE}"
+        "requirement `{requirement}` at `{place}` is not pinned: hash-checking mode (pip's `--require-hashes`) needs every requirement pinned with `==` or `===`, or given by URL; {REGENERATE}",
+        requirement = Excerpt(requirement)
     )]
     Unpinned {
         /// The line.
@@ -156,7 +182,8 @@ pub enum RequirementsError {
     },
     /// A requirement has no `--hash`.
     #[error(
-        "requirement `{requirement}` at `{place}` has no `--hash`: envbuild reads requirements files in hash-checking mode, as pip's `--require-hashes`, so every requirement needs at least one; {REGENERATE}"
+        "requirement `{requirement}` at `{place}` has no `--hash`: envbuild reads requirements files in hash-checking mode, as pip's `--require-hashes`, so every requirement needs at least one; {REGENERATE}",
+        requirement = Excerpt(requirement)
     )]
     MissingHash {
         /// The line.
@@ -166,7 +193,8 @@ pub enum RequirementsError {
     },
     /// A requirement's hashes are all of algorithms other than sha256.
     #[error(
-        "requirement `{requirement}` at `{place}` has no `--hash=sha256:...`: envbuild verifies files by SHA-256 only; {REGENERATE}"
+        "requirement `{requirement}` at `{place}` has no `--hash=sha256:...`: envbuild verifies files by SHA-256 only; {REGENERATE}",
+        requirement = Excerpt(requirement)
     )]
     NoSha256 {
         /// The line.
@@ -176,7 +204,8 @@ pub enum RequirementsError {
     },
     /// A `--hash` value is malformed.
     #[error(
-        "`--hash={value}` at `{place}` is not a valid hash: pip writes `--hash=sha256:<64 hexadecimal characters>` (or `sha384:`/`sha512:`)"
+        "`--hash={value}` at `{place}` is not a valid hash: pip writes `--hash=sha256:<64 hexadecimal characters>` (or `sha384:`/`sha512:`)",
+        value = Excerpt(value)
     )]
     InvalidHash {
         /// The line.
@@ -186,7 +215,8 @@ pub enum RequirementsError {
     },
     /// A direct reference lists several sha256 hashes for its one file.
     #[error(
-        "requirement `{requirement}` at `{place}` names one file but lists {count} different sha256 hashes; keep the one of that file"
+        "requirement `{requirement}` at `{place}` names one file but lists {count} different sha256 hashes; keep the one of that file",
+        requirement = Excerpt(requirement)
     )]
     SeveralHashesForOneFile {
         /// The line.
@@ -198,7 +228,8 @@ pub enum RequirementsError {
     },
     /// An editable requirement (`-e`).
     #[error(
-        "editable requirement `{requirement}` at `{place}` needs a build, and envbuild installs wheels only; build a wheel and require it by version or path"
+        "editable requirement `{requirement}` at `{place}` needs a build, and envbuild installs wheels only; build a wheel and require it by version or path",
+        requirement = Excerpt(requirement)
     )]
     EditableRequirement {
         /// The line.
@@ -208,7 +239,8 @@ pub enum RequirementsError {
     },
     /// A requirement points to a source folder.
     #[error(
-        "requirement `{requirement}` at `{place}` points to a folder, which needs a build, and envbuild installs wheels only; build a wheel from it and require that (with its `--hash`), or leave the project out (`uv export --no-emit-project`)"
+        "requirement `{requirement}` at `{place}` points to a folder, which needs a build, and envbuild installs wheels only; build a wheel from it and require that (with its `--hash`), or leave the project out (`uv export --no-emit-project`)",
+        requirement = Excerpt(requirement)
     )]
     DirectoryRequirement {
         /// The line.
@@ -218,7 +250,8 @@ pub enum RequirementsError {
     },
     /// A URL or path requirement whose package name cannot be told.
     #[error(
-        "cannot tell the package of requirement `{requirement}` at `{place}`: its file name is neither a wheel nor `<name>-<version>.<archive>`; write it as `<name> @ <url>`"
+        "cannot tell the package of requirement `{requirement}` at `{place}`: its file name is neither a wheel nor `<name>-<version>.<archive>`; write it as `<name> @ <url>`",
+        requirement = Excerpt(requirement)
     )]
     UnnamedRequirement {
         /// The line.
@@ -228,7 +261,11 @@ pub enum RequirementsError {
     },
     /// `name @ URL` points to a wheel of another package.
     #[error(
-        "requirement `{requirement}` at `{place}` is for `{name}`, but its wheel `{filename}` is for `{wheel_name}`; fix the name or the URL"
+        "requirement `{requirement}` at `{place}` is for `{name}`, but its wheel `{filename}` is for `{wheel_name}`; fix the name or the URL",
+        filename = Excerpt(filename),
+        name = Untrusted(name),
+        requirement = Excerpt(requirement),
+        wheel_name = Untrusted(wheel_name)
     )]
     WheelNameMismatch {
         /// The line.
@@ -244,7 +281,8 @@ pub enum RequirementsError {
     },
     /// Extras or groups were requested, which requirements files do not have.
     #[error(
-        "cannot select {what} from requirements file `{path}`: requirements files have no extras or groups; choose them when generating the file (e.g. `uv export --extra ... --group ...`)"
+        "cannot select {what} from requirements file `{path}`: requirements files have no extras or groups; choose them when generating the file (e.g. `uv export --extra ... --group ...`)",
+        what = Untrusted(what)
     )]
     SelectionNotSupported {
         /// The file.
@@ -254,7 +292,10 @@ pub enum RequirementsError {
     },
     /// One package pinned differently by two lines that both apply.
     #[error(
-        "cannot install requirements file `{path}` on the target: `{package}` is required as {first} and as {second}; keep one of them, or add markers so only one applies"
+        "cannot install requirements file `{path}` on the target: `{package}` is required as {first} and as {second}; keep one of them, or add markers so only one applies",
+        first = Excerpt(first),
+        package = Untrusted(package),
+        second = Excerpt(second)
     )]
     ConflictingPins {
         /// The top-level file.
@@ -268,7 +309,8 @@ pub enum RequirementsError {
     },
     /// Two lines pin the same version with hash lists that share no hash.
     #[error(
-        "cannot install requirements file `{path}`: `{package}` is required at `{first_place}` and at `{second_place}` with no `--hash` in common, so no file satisfies both; keep one of the lines"
+        "cannot install requirements file `{path}`: `{package}` is required at `{first_place}` and at `{second_place}` with no `--hash` in common, so no file satisfies both; keep one of the lines",
+        package = Untrusted(package)
     )]
     DisjointHashes {
         /// The top-level file.
@@ -282,7 +324,9 @@ pub enum RequirementsError {
     },
     /// A pin falls outside a constraint.
     #[error(
-        "cannot install requirements file `{path}`: `{requirement}` at `{place}` is outside the constraint `{constraint}` at `{constraint_place}`; fix the pin or the constraint"
+        "cannot install requirements file `{path}`: `{requirement}` at `{place}` is outside the constraint `{constraint}` at `{constraint_place}`; fix the pin or the constraint",
+        constraint = Excerpt(constraint),
+        requirement = Excerpt(requirement)
     )]
     ConstraintConflict {
         /// The top-level file.
@@ -693,7 +737,7 @@ impl Parser<'_> {
                     let value = take_value()?;
                     tracing::debug!(
                         "`{place}`: ignoring `{option} {}`: envbuild installs pinned wheels only",
-                        redact_text(&value)
+                        Untrusted(&redact_text(&value))
                     );
                 }
                 "--prefer-binary" | "--pre" | "--require-hashes" => {
@@ -748,14 +792,37 @@ impl Parser<'_> {
                 chain: chain.join(" -> "),
             });
         }
-        let text =
-            fs_err::read_to_string(&path).map_err(|source| RequirementsError::ReadInclude {
-                place: place.to_string(),
-                path: path.clone(),
-                source: std::io::Error::new(source.kind(), source),
-            })?;
+        let text = read_include(&path).map_err(|source| RequirementsError::ReadInclude {
+            place: place.to_string(),
+            path: path.clone(),
+            source,
+        })?;
         self.read(&path, &text, mode)
     }
+}
+
+/// The largest included file read (real requirements files are a few hundred kilobytes).
+const INCLUDE_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// The text of an included file: a regular file (not `/dev/zero` or a pipe, which never
+/// end) of at most [`INCLUDE_LIMIT`] bytes, in UTF-8.
+fn read_include(path: &Path) -> std::io::Result<String> {
+    let file = fs_err::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "it is not a regular file",
+        ));
+    }
+    let mut text = String::new();
+    std::io::Read::take(file, INCLUDE_LIMIT + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > INCLUDE_LIMIT {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("it is larger than {INCLUDE_LIMIT} bytes"),
+        ));
+    }
+    Ok(text)
 }
 
 /// pip's logical lines: join lines ending in `\` with the next (a comment line ends a
@@ -928,7 +995,8 @@ fn requirement_options(place: &str, tokens: &[String]) -> Result<LineOptions, Re
             "--config-settings" | "--global-option" => {
                 let value = take_value()?;
                 tracing::debug!(
-                    "`{place}`: ignoring `{option} {value}`: it only affects builds, and envbuild installs wheels"
+                    "`{place}`: ignoring `{option} {}`: it only affects builds, and envbuild installs wheels",
+                    Excerpt(&value)
                 );
             }
             "-r" | "--requirement" | "-c" | "--constraint" | "-i" | "--index-url"
@@ -1105,14 +1173,14 @@ fn parse_pep508(
     written: &str,
     folder: &Path,
 ) -> Result<(PackageName, MarkerTree, Pin), RequirementsError> {
-    let parsed = Requirement::<url::Url>::from_str(requirement).map_err(|error| {
+    let parsed = fields::parse_requirement::<url::Url>(requirement).map_err(|reason| {
         RequirementsError::InvalidRequirement {
             place: place.to_string(),
             requirement: written.to_string(),
-            reason: error.message.to_string(),
+            reason: reason.to_string(),
         }
     })?;
-    let name = PackageName::normalize(parsed.name.as_str());
+    let name = PackageName::from(parsed.name);
     let unpinned = || RequirementsError::Unpinned {
         place: place.to_string(),
         requirement: written.to_string(),
@@ -1151,13 +1219,13 @@ fn parse_bare_location(
         None => (requirement, None),
     };
     let marker = match marker {
-        Some(marker) => {
-            MarkerTree::from_str(marker).map_err(|error| RequirementsError::InvalidRequirement {
+        Some(marker) => fields::parse_marker(marker).map_err(|reason| {
+            RequirementsError::InvalidRequirement {
                 place: place.to_string(),
                 requirement: written.to_string(),
-                reason: error.message.to_string(),
-            })?
-        }
+                reason: reason.to_string(),
+            }
+        })?,
         None => MarkerTree::TRUE,
     };
     let url = if location.contains("://") || location.starts_with("file:") {
@@ -1209,7 +1277,7 @@ fn direct_pin(
     } else {
         ArtifactLocation::Url(url.clone())
     };
-    let filename = url_filename(url).unwrap_or_default();
+    let filename = fields::url_filename(url).unwrap_or_default();
     if filename.is_empty()
         || !ARCHIVE_SUFFIXES
             .iter()
@@ -1260,9 +1328,10 @@ fn direct_pin(
         .iter()
         .find_map(|suffix| filename.strip_suffix(suffix))
         .unwrap_or(&filename);
-    let guessed = stem
-        .rsplit_once('-')
-        .map(|(name, version)| (PackageName::normalize(name), version.to_string()));
+    let guessed = stem.rsplit_once('-').and_then(|(name, version)| {
+        let name = PackageName::from_str(name).ok()?;
+        Some((name, version.to_string()))
+    });
     let (name, version) = match (name, guessed) {
         (Some(name), guessed) => (
             name.clone(),
@@ -1294,44 +1363,37 @@ fn parse_constraint(
     written: String,
 ) -> Result<Option<Constraint>, RequirementsError> {
     if is_bare_location(requirement) {
-        tracing::debug!("`{place}`: ignoring the URL constraint `{written}`");
+        tracing::debug!(
+            "`{place}`: ignoring the URL constraint `{}`",
+            Excerpt(&written)
+        );
         return Ok(None);
     }
-    let parsed = Requirement::<url::Url>::from_str(requirement).map_err(|error| {
+    let parsed = fields::parse_requirement::<url::Url>(requirement).map_err(|reason| {
         RequirementsError::InvalidRequirement {
             place: place.to_string(),
             requirement: written.clone(),
-            reason: error.message.to_string(),
+            reason: reason.to_string(),
         }
     })?;
     let specifiers = match parsed.version_or_url {
         Some(VersionOrUrl::VersionSpecifier(specifiers)) => specifiers,
         None => VersionSpecifiers::empty(),
         Some(VersionOrUrl::Url(_)) => {
-            tracing::debug!("`{place}`: ignoring the URL constraint `{written}`");
+            tracing::debug!(
+                "`{place}`: ignoring the URL constraint `{}`",
+                Excerpt(&written)
+            );
             return Ok(None);
         }
     };
     Ok(Some(Constraint {
         place: place.to_string(),
         written,
-        name: PackageName::normalize(parsed.name.as_str()),
+        name: PackageName::from(parsed.name),
         marker: parsed.marker,
         specifiers,
     }))
-}
-
-/// The last path segment of a URL, percent-decoded; `None` if it is empty.
-fn url_filename(url: &url::Url) -> Option<String> {
-    let segment = url.path_segments()?.next_back()?;
-    if segment.is_empty() {
-        return None;
-    }
-    Some(
-        percent_encoding::percent_decode_str(segment)
-            .decode_utf8()
-            .map_or_else(|_| segment.to_string(), |decoded| decoded.into_owned()),
-    )
 }
 
 #[cfg(test)]
@@ -1907,5 +1969,43 @@ pysocks==1.7.1 \
             split_requirement_and_options("a==1 ; python_version < '3.12' --hash=x -r y"),
             ("a==1 ; python_version < '3.12'", "--hash=x -r y")
         );
+    }
+
+    #[test]
+    fn ok_no_panic_on_hostile_input() {
+        // Includes (`-r`, `-c`) are read from an empty folder: only absolute paths reach
+        // real files, and an include that is not a regular file is refused.
+        let folder = tempfile::tempdir().unwrap();
+        let file = folder.path().join("requirements.txt");
+        let seeds = [
+            with_hashes(UV_EXPORT),
+            with_hashes(PIP_COMPILE),
+            include_str!("../../tests/data/robust/requirements.forks.txt").to_string(),
+            include_str!("../../tests/data/robust/requirements.conflicts.txt").to_string(),
+        ];
+        let selections = crate::lock::testing::hostile_selections();
+        crate::lock::testing::assert_no_panic("requirements.txt", seeds, 2000, |text| {
+            if let Ok(lock) = Requirements::parse_with_env(&file, text, &no_variables) {
+                let _ = (lock.indexes(), lock.find_links());
+                for (environment, selection) in &selections {
+                    let _ = lock.select(environment, selection);
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn err_include_that_never_ends() {
+        let error = parse("-r /dev/zero\n").unwrap_err().to_string();
+        assert!(
+            error.starts_with(
+                "cannot read `/dev/zero`, named at `/work/project/requirements.txt:1`"
+            ),
+            "{error}"
+        );
+        let source = std::error::Error::source(&parse("-r /dev/zero\n").unwrap_err())
+            .unwrap()
+            .to_string();
+        assert_eq!(source, "it is not a regular file");
     }
 }

@@ -32,12 +32,14 @@ use uv_normalize::{ExtraName, GroupName};
 use uv_pep440::{Version, VersionSpecifiers};
 use uv_pep508::{MarkerEnvironment, MarkerTree};
 
+use super::fields::{self, Excerpt, FieldError, Hash};
 use super::source::Source;
 use super::{
-    Artifact, ArtifactLocation, GroupSelection, LockedPackage, PackageName, PackageSource,
+    Artifact, ArtifactLocation, GroupSelection, LockFormat, LockedPackage, PackageName,
+    PackageSource,
 };
-use crate::digest::Sha256Digest;
 use crate::http::redact_text;
+use crate::untrusted::Untrusted;
 
 /// The `uv.lock` schema version envbuild reads.
 const SUPPORTED_VERSION: i64 = 1;
@@ -55,29 +57,13 @@ const DEFAULT_GROUP: &str = "dev";
 /// problem has no single position in the file.
 #[derive(Debug, thiserror::Error)]
 pub enum UvLockError {
-    /// The text is not TOML, or a key has the wrong type.
-    #[error(
-        "cannot parse lockfile `{place}`: {message}; fix the file at that position or run `uv lock` again"
-    )]
-    InvalidToml {
-        /// Where.
-        place: String,
-        /// The TOML parser's message.
-        message: String,
-    },
-    /// A key uv always writes is absent.
-    #[error("invalid lockfile `{place}`: {table} has no `{key}`; run `uv lock` again")]
-    MissingKey {
-        /// Where.
-        place: String,
-        /// The table that lacks the key, e.g. "the top-level table".
-        table: String,
-        /// The missing key.
-        key: &'static str,
-    },
+    /// A field every format shares is missing or invalid.
+    #[error(transparent)]
+    Field(#[from] FieldError),
     /// The schema `version` is not one envbuild reads.
     #[error(
-        "unsupported lockfile `{place}`: `version = {version}`, but envbuild reads only `uv.lock` schema version 1; lock with a uv that writes version 1, or export the lock with `uv export --format pylock.toml` and build from that"
+        "unsupported lockfile `{place}`: `version = {version}`, but envbuild reads only `uv.lock` schema version 1; lock with a uv that writes version 1, or export the lock with `uv export --format pylock.toml` and build from that",
+        version = Excerpt(version)
     )]
     UnsupportedVersion {
         /// Where.
@@ -85,33 +71,11 @@ pub enum UvLockError {
         /// The value, as TOML.
         version: String,
     },
-    /// A package name is not a valid distribution name.
-    #[error(
-        "invalid lockfile `{place}`: `{name}` is not a valid package name: names use letters, digits, `-`, `_` and `.`, and start and end with a letter or digit"
-    )]
-    InvalidPackageName {
-        /// Where.
-        place: String,
-        /// The name, as written.
-        name: String,
-    },
-    /// A package or dependency `version` is not a PEP 440 version.
-    #[error(
-        "invalid lockfile `{place}`: package `{package}` has `version = \"{version}\"`, which is not a PEP 440 version: {reason}"
-    )]
-    InvalidVersion {
-        /// Where.
-        place: String,
-        /// The package.
-        package: String,
-        /// The version, as written.
-        version: String,
-        /// Why it does not parse.
-        reason: String,
-    },
     /// A `source` table does not have exactly one kind of source.
     #[error(
-        "invalid lockfile `{place}`: the `source` of {owner} has {found}, but uv writes exactly one of `registry`, `git`, `url`, `path`, `directory`, `editable` and `virtual`; run `uv lock` again"
+        "invalid lockfile `{place}`: the `source` of {owner} has {found}, but uv writes exactly one of `registry`, `git`, `url`, `path`, `directory`, `editable` and `virtual`; run `uv lock` again",
+        found = Untrusted(found),
+        owner = Untrusted(owner)
     )]
     InvalidSource {
         /// Where.
@@ -123,7 +87,9 @@ pub enum UvLockError {
     },
     /// A `git` source has no locked commit.
     #[error(
-        "invalid lockfile `{place}`: package `{package}` has the git source `{url}`, which does not end in `#<commit>`; run `uv lock` again"
+        "invalid lockfile `{place}`: package `{package}` has the git source `{url}`, which does not end in `#<commit>`; run `uv lock` again",
+        package = Untrusted(package),
+        url = Excerpt(url)
     )]
     MissingGitCommit {
         /// Where.
@@ -133,25 +99,12 @@ pub enum UvLockError {
         /// The source, as written (credentials removed).
         url: String,
     },
-    /// A URL does not parse.
-    #[error(
-        "invalid lockfile `{place}`: `{key}` of package `{package}` is `{value}`, which is not a URL: {reason}"
-    )]
-    InvalidUrl {
-        /// Where.
-        place: String,
-        /// The package.
-        package: String,
-        /// The key, e.g. "wheels[0].url".
-        key: String,
-        /// The value, as written (credentials removed).
-        value: String,
-        /// Why it does not parse.
-        reason: String,
-    },
     /// An artifact has none of the keys that say where it is.
     #[error(
-        "invalid lockfile `{place}`: {artifact} of package `{package}` has none of {keys}, so it cannot be fetched; run `uv lock` again"
+        "invalid lockfile `{place}`: {artifact} of package `{package}` has none of {keys}, so it cannot be fetched; run `uv lock` again",
+        artifact = Untrusted(artifact),
+        keys = Untrusted(keys),
+        package = Untrusted(package)
     )]
     MissingArtifactLocation {
         /// Where.
@@ -165,7 +118,9 @@ pub enum UvLockError {
     },
     /// No file name can be derived for an artifact.
     #[error(
-        "invalid lockfile `{place}`: cannot tell the file name of {artifact} of package `{package}`: its location ends without a file name"
+        "invalid lockfile `{place}`: cannot tell the file name of {artifact} of package `{package}`: its location ends without a file name",
+        artifact = Untrusted(artifact),
+        package = Untrusted(package)
     )]
     NoArtifactFilename {
         /// Where.
@@ -174,56 +129,6 @@ pub enum UvLockError {
         package: String,
         /// Which artifact.
         artifact: String,
-    },
-    /// A `hash` is not `<algorithm>:<hex>`, or its sha256 is not 64 hex digits.
-    #[error(
-        "invalid lockfile `{place}`: `hash` of {artifact} of package `{package}` is `{value}`, but uv writes `sha256:<64 hexadecimal characters>`; fix or remove it"
-    )]
-    InvalidHash {
-        /// Where.
-        place: String,
-        /// The package.
-        package: String,
-        /// Which artifact.
-        artifact: String,
-        /// The value, as written.
-        value: String,
-    },
-    /// A marker does not parse.
-    #[error("invalid lockfile `{place}`: {key} `{marker}` is not a valid marker: {reason}")]
-    InvalidMarker {
-        /// Where.
-        place: String,
-        /// Which key, e.g. "`marker` of a dependency of package `flask`".
-        key: String,
-        /// The marker, as written.
-        marker: String,
-        /// Why it does not parse.
-        reason: String,
-    },
-    /// `requires-python` is not a PEP 440 specifier set.
-    #[error(
-        "invalid lockfile `{place}`: `requires-python` `{value}` is not a valid version specifier: {reason}"
-    )]
-    InvalidRequiresPython {
-        /// Where.
-        place: String,
-        /// The value, as written.
-        value: String,
-        /// Why it does not parse.
-        reason: String,
-    },
-    /// An extra, group or conflict name is not a valid name.
-    #[error("invalid lockfile `{place}`: {key} `{name}` is not a valid name: {reason}")]
-    InvalidName {
-        /// Where.
-        place: String,
-        /// What kind of name, e.g. "extra of package `flask`".
-        key: String,
-        /// The name, as written.
-        name: String,
-        /// Why it is rejected.
-        reason: String,
     },
     /// A `conflicts` item names neither an extra nor a group.
     #[error(
@@ -235,7 +140,10 @@ pub enum UvLockError {
     },
     /// The same package (name, version and source) is listed twice.
     #[error(
-        "invalid lockfile `{place}`: package `{package}` {version} is listed twice, first at `{first}`; run `uv lock` again"
+        "invalid lockfile `{place}`: package `{package}` {version} is listed twice, first at `{first}`; run `uv lock` again",
+        first = Excerpt(first),
+        package = Untrusted(package),
+        version = Excerpt(version)
     )]
     DuplicatePackage {
         /// Where the second entry starts.
@@ -249,7 +157,9 @@ pub enum UvLockError {
     },
     /// A dependency names a package the lock does not list.
     #[error(
-        "invalid lockfile `{place}`: {owner} depends on `{dependency}`, but the lock has no matching `[[package]]`; run `uv lock` again"
+        "invalid lockfile `{place}`: {owner} depends on `{dependency}`, but the lock has no matching `[[package]]`; run `uv lock` again",
+        dependency = Untrusted(dependency),
+        owner = Untrusted(owner)
     )]
     UnknownDependency {
         /// Where the dependency is written.
@@ -261,7 +171,10 @@ pub enum UvLockError {
     },
     /// A dependency matches several packages and has no `version`/`source` to choose.
     #[error(
-        "invalid lockfile `{place}`: {owner} depends on `{dependency}`, which matches {candidates}; uv writes `version` and `source` on such dependencies, run `uv lock` again"
+        "invalid lockfile `{place}`: {owner} depends on `{dependency}`, which matches {candidates}; uv writes `version` and `source` on such dependencies, run `uv lock` again",
+        candidates = Untrusted(candidates),
+        dependency = Untrusted(dependency),
+        owner = Untrusted(owner)
     )]
     AmbiguousDependency {
         /// Where the dependency is written.
@@ -276,7 +189,9 @@ pub enum UvLockError {
     /// A workspace member listed in `[manifest] members` has no package entry (or
     /// several).
     #[error(
-        "invalid lockfile `{place}`: `[manifest] members` lists `{member}`, but the lock has {found}; run `uv lock` again"
+        "invalid lockfile `{place}`: `[manifest] members` lists `{member}`, but the lock has {found}; run `uv lock` again",
+        found = Untrusted(found),
+        member = Untrusted(member)
     )]
     BadMember {
         /// Where the member is listed.
@@ -296,7 +211,9 @@ pub enum UvLockError {
     },
     /// The target's Python does not satisfy the lock's `requires-python`.
     #[error(
-        "cannot install lockfile `{place}` on the target: the lock requires Python `{specifier}`, but the target has Python {python}; choose a target Python that satisfies it, or lock again for this Python"
+        "cannot install lockfile `{place}` on the target: the lock requires Python `{specifier}`, but the target has Python {python}; choose a target Python that satisfies it, or lock again for this Python",
+        python = Untrusted(python),
+        specifier = Excerpt(specifier)
     )]
     UnsupportedPython {
         /// Where.
@@ -308,7 +225,8 @@ pub enum UvLockError {
     },
     /// The target matches none of the lock's `supported-markers` (`tool.uv.environments`).
     #[error(
-        "cannot install lockfile `{place}` on the target: it was locked only for the environments {environments}, and the target matches none of them; choose a matching target, or add the target to `tool.uv.environments` and lock again"
+        "cannot install lockfile `{place}` on the target: it was locked only for the environments {environments}, and the target matches none of them; choose a matching target, or add the target to `tool.uv.environments` and lock again",
+        environments = Excerpt(environments)
     )]
     UnsupportedEnvironment {
         /// Where.
@@ -318,7 +236,9 @@ pub enum UvLockError {
     },
     /// The user asked for an extra no root package offers.
     #[error(
-        "cannot select extra `{extra}` from lockfile `{path}`: its projects offer {offered}; choose one of those"
+        "cannot select extra `{extra}` from lockfile `{path}`: its projects offer {offered}; choose one of those",
+        extra = Untrusted(extra),
+        offered = Untrusted(offered)
     )]
     UnknownExtra {
         /// The lockfile.
@@ -330,7 +250,9 @@ pub enum UvLockError {
     },
     /// The user asked for a group no root package offers.
     #[error(
-        "cannot select dependency group `{group}` from lockfile `{path}`: its projects offer {offered}; choose one of those"
+        "cannot select dependency group `{group}` from lockfile `{path}`: its projects offer {offered}; choose one of those",
+        group = Untrusted(group),
+        offered = Untrusted(offered)
     )]
     UnknownGroup {
         /// The lockfile.
@@ -342,7 +264,9 @@ pub enum UvLockError {
     },
     /// Two activated extras or groups are declared as conflicting (`tool.uv.conflicts`).
     #[error(
-        "cannot install lockfile `{path}`: {first} and {second} are both enabled, but the lock declares them as conflicting (`tool.uv.conflicts`); enable at most one of them"
+        "cannot install lockfile `{path}`: {first} and {second} are both enabled, but the lock declares them as conflicting (`tool.uv.conflicts`); enable at most one of them",
+        first = Excerpt(first),
+        second = Excerpt(second)
     )]
     ConflictingSelection {
         /// The lockfile.
@@ -354,7 +278,10 @@ pub enum UvLockError {
     },
     /// The walk reached two entries of one package.
     #[error(
-        "cannot install lockfile `{path}` on the target: package `{package}` is reached twice, as {first} and as {second}; only one version of a package can be installed, check the extras and groups you chose, or run `uv lock` again"
+        "cannot install lockfile `{path}` on the target: package `{package}` is reached twice, as {first} and as {second}; only one version of a package can be installed, check the extras and groups you chose, or run `uv lock` again",
+        first = Excerpt(first),
+        package = Untrusted(package),
+        second = Excerpt(second)
     )]
     AmbiguousPackage {
         /// The lockfile.
@@ -630,11 +557,6 @@ struct FileWire {
     size: Option<u64>,
 }
 
-fn toml_error(source: &Source<'_>, error: &toml::de::Error) -> UvLockError {
-    let (place, message) = source.toml_error_parts(error);
-    UvLockError::InvalidToml { place, message }
-}
-
 /// A dependency before its target is looked up.
 struct PendingDependency {
     name: PackageName,
@@ -671,27 +593,33 @@ impl UvLock {
     /// Parse `text`, the contents of the lockfile at `path`. Relative paths in sources
     /// and artifacts are resolved against `path`'s folder, as uv does.
     pub(crate) fn parse(path: &Path, text: &str) -> Result<Self, UvLockError> {
-        let places = Source { path, text };
+        let places = Source {
+            path,
+            text,
+            format: LockFormat::UvLock,
+        };
 
         // The schema version first: a future schema may change every other key.
-        let version: VersionWire =
-            toml::from_str(text).map_err(|error| toml_error(&places, &error))?;
+        let version: VersionWire = places.toml()?;
         check_version(&places, version)?;
 
-        let wire: UvLockWire = toml::from_str(text).map_err(|error| toml_error(&places, &error))?;
+        let wire: UvLockWire = places.toml()?;
 
         let Some(requires_python) = wire.requires_python else {
-            return Err(UvLockError::MissingKey {
-                place: places.whole_file(),
-                table: "the top-level table".to_string(),
-                key: "requires-python",
-            });
+            return Err(places
+                .missing_key(
+                    places.whole_file(),
+                    "the top-level table",
+                    "requires-python",
+                )
+                .into());
         };
         let requires_python_place = places.place(requires_python.span());
         let written = requires_python.into_inner();
         let specifiers = VersionSpecifiers::from_str(&written).map_err(|error| {
-            UvLockError::InvalidRequiresPython {
+            FieldError::InvalidSpecifier {
                 place: requires_python_place.clone(),
+                key: "`requires-python`".to_string(),
                 value: written.clone(),
                 reason: error.to_string(),
             }
@@ -793,7 +721,7 @@ impl UvLock {
             for member in members {
                 let place = places.place(member.span());
                 let member = member.into_inner();
-                let name = PackageName::normalize(&member);
+                let name = fields::package_name_at(&member, &place)?;
                 let found: Vec<usize> = by_name.get(&name).cloned().unwrap_or_default();
                 match found[..] {
                     [index] => roots.push(index),
@@ -975,7 +903,7 @@ impl UvLock {
                 .ok_or_else(|| UvLockError::UnknownExtra {
                     path: path.to_string(),
                     extra: requested.clone(),
-                    offered: offered_list("extras", &offered_extras),
+                    offered: fields::offered_list("extras", &offered_extras),
                 })?;
             extras.push(extra);
         }
@@ -993,7 +921,7 @@ impl UvLock {
                 .ok_or_else(|| UvLockError::UnknownGroup {
                     path: path.to_string(),
                     group: requested.clone(),
-                    offered: offered_list("groups", &offered_groups),
+                    offered: fields::offered_list("groups", &offered_groups),
                 })?;
             if !groups.contains(&group) {
                 groups.push(group);
@@ -1215,11 +1143,9 @@ impl UvLock {
 
 fn check_version(places: &Source<'_>, wire: VersionWire) -> Result<(), UvLockError> {
     let Some(version) = wire.version else {
-        return Err(UvLockError::MissingKey {
-            place: places.whole_file(),
-            table: "the top-level table".to_string(),
-            key: "version",
-        });
+        return Err(places
+            .missing_key(places.whole_file(), "the top-level table", "version")
+            .into());
     };
     let place = places.place(version.span());
     let version = version.into_inner();
@@ -1247,50 +1173,15 @@ fn check_version(places: &Source<'_>, wire: VersionWire) -> Result<(), UvLockErr
 }
 
 fn parse_marker(written: &str, key: &str, place: &str) -> Result<MarkerTree, UvLockError> {
-    MarkerTree::from_str(written).map_err(|error| UvLockError::InvalidMarker {
-        place: place.to_string(),
-        key: key.to_string(),
-        marker: written.to_string(),
-        reason: error.message.to_string(),
-    })
+    Ok(fields::marker_at(written, key, place)?)
 }
 
-fn parse_name<T: FromStr>(written: &str, key: &str, place: &str) -> Result<T, UvLockError>
-where
-    T::Err: fmt::Display,
-{
-    T::from_str(written).map_err(|error| UvLockError::InvalidName {
-        place: place.to_string(),
-        key: key.to_string(),
-        name: written.to_string(),
-        reason: error.to_string(),
-    })
+fn parse_name<T: FromStr>(written: &str, key: &str, place: &str) -> Result<T, UvLockError> {
+    Ok(fields::name_at(written, key, place)?)
 }
 
 fn parse_package_name(written: &str, place: &str) -> Result<PackageName, UvLockError> {
-    if !is_valid_package_name(written) {
-        return Err(UvLockError::InvalidPackageName {
-            place: place.to_string(),
-            name: written.to_string(),
-        });
-    }
-    Ok(PackageName::normalize(written))
-}
-
-/// Whether `name` matches the PEP 508 name grammar
-/// `^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$` (case-insensitive).
-fn is_valid_package_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    match (bytes.first(), bytes.last()) {
-        (Some(first), Some(last)) => {
-            first.is_ascii_alphanumeric()
-                && last.is_ascii_alphanumeric()
-                && bytes
-                    .iter()
-                    .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'))
-        }
-        _ => false,
-    }
+    Ok(fields::package_name_at(written, place)?)
 }
 
 fn parse_conflict_item(
@@ -1345,7 +1236,7 @@ fn parse_source(wire: SourceWire, owner: &str, place: &str) -> Result<LockSource
                     .iter()
                     .map(|(kind, _)| format!("`{}`", kind.key()))
                     .collect();
-                join_and(&keys)
+                fields::join_and(&keys)
             };
             Err(UvLockError::InvalidSource {
                 place: place.to_string(),
@@ -1357,11 +1248,14 @@ fn parse_source(wire: SourceWire, owner: &str, place: &str) -> Result<LockSource
 }
 
 fn parse_version(written: &str, package: &str, place: &str) -> Result<Version, UvLockError> {
-    Version::from_str(written).map_err(|error| UvLockError::InvalidVersion {
-        place: place.to_string(),
-        package: package.to_string(),
-        version: written.to_string(),
-        reason: error.to_string(),
+    Version::from_str(written).map_err(|error| {
+        FieldError::InvalidVersion {
+            place: place.to_string(),
+            package: package.to_string(),
+            version: written.to_string(),
+            reason: error.to_string(),
+        }
+        .into()
     })
 }
 
@@ -1373,11 +1267,9 @@ fn parse_dependency(
     let place = places.place(wire.span());
     let wire = wire.into_inner();
     let Some(name) = wire.name else {
-        return Err(UvLockError::MissingKey {
-            place,
-            table: format!("a dependency of {owner}"),
-            key: "name",
-        });
+        return Err(places
+            .missing_key(place, format!("a dependency of {owner}"), "name")
+            .into());
     };
     let name = parse_package_name(&name, &place)?;
     let version = wire
@@ -1418,11 +1310,9 @@ fn parse_package(
     let place = places.place(wire.span());
     let wire = wire.into_inner();
     let Some(name) = wire.name else {
-        return Err(UvLockError::MissingKey {
-            place,
-            table: "a `[[package]]` entry".to_string(),
-            key: "name",
-        });
+        return Err(places
+            .missing_key(place, "a `[[package]]` entry", "name")
+            .into());
     };
     let name_place = places.place(name.span());
     let name = parse_package_name(name.get_ref(), &name_place)?;
@@ -1435,11 +1325,7 @@ fn parse_package(
         .transpose()?;
 
     let Some(source) = wire.source else {
-        return Err(UvLockError::MissingKey {
-            place,
-            table: owner,
-            key: "source",
-        });
+        return Err(places.missing_key(place, owner, "source").into());
     };
     let source_place = places.place(source.span());
     let source = parse_source(source.into_inner(), &owner, &source_place)?;
@@ -1576,7 +1462,7 @@ fn resolve_dependencies(
                     place: dependency.place.clone(),
                     owner: owner.to_string(),
                     dependency: dependency.describe(),
-                    candidates: format!("versions {}", join_and(&versions)),
+                    candidates: format!("versions {}", fields::join_and(&versions)),
                 })
             }
         }
@@ -1618,11 +1504,9 @@ fn parse_root_requirement(
     let place = places.place(wire.span());
     let wire = wire.into_inner();
     let Some(name) = wire.name else {
-        return Err(UvLockError::MissingKey {
-            place,
-            table: "a `[manifest]` requirement".to_string(),
-            key: "name",
-        });
+        return Err(places
+            .missing_key(place, "a `[manifest]` requirement", "name")
+            .into());
     };
     let name = parse_package_name(&name, &place)?;
     let marker = match &wire.marker {
@@ -1743,14 +1627,19 @@ impl ArtifactContext<'_> {
         place: &str,
     ) -> Result<Artifact, UvLockError> {
         let label = kind.label();
-        let key = |name: &str| format!("{}.{name}", label.trim_matches('`'));
+        let key = |name: &str| {
+            format!(
+                "`{}.{name}` of package `{}`",
+                label.trim_matches('`'),
+                self.package
+            )
+        };
         let parse_url = |written: &str, key_name: &str| {
-            url::Url::parse(written).map_err(|error| UvLockError::InvalidUrl {
+            url::Url::parse(written).map_err(|reason| FieldError::InvalidUrl {
                 place: place.to_string(),
-                package: self.package.to_string(),
                 key: key(key_name),
                 value: redact_text(written),
-                reason: error.to_string(),
+                reason,
             })
         };
 
@@ -1782,7 +1671,7 @@ impl ArtifactContext<'_> {
             .clone()
             .filter(|name| !name.is_empty())
             .or_else(|| match &location {
-                ArtifactLocation::Url(url) => url_filename(url),
+                ArtifactLocation::Url(url) => fields::url_filename(url),
                 ArtifactLocation::Path(path) => path
                     .file_name()
                     .and_then(|name| name.to_str())
@@ -1796,18 +1685,26 @@ impl ArtifactContext<'_> {
             });
         };
 
-        let sha256 = file
+        // Without a sha256 (another algorithm) the artifact keeps `None`, and envbuild
+        // refuses it if it is chosen.
+        let sha256 = match file
             .hash
             .as_deref()
-            .map(parse_hash)
-            .transpose()
-            .map_err(|()| UvLockError::InvalidHash {
-                place: place.to_string(),
-                package: self.package.to_string(),
-                artifact: label.clone(),
-                value: file.hash.clone().unwrap_or_default(),
-            })?
-            .flatten();
+            .map(|written| (written, fields::parse_hash(written)))
+        {
+            None | Some((_, Some(Hash::Other))) => None,
+            Some((_, Some(Hash::Sha256(digest)))) => Some(digest),
+            Some((written, None)) => {
+                return Err(self
+                    .places
+                    .invalid_hash(
+                        place,
+                        format!("`hash` of {label} of package `{}`", self.package),
+                        written,
+                    )
+                    .into());
+            }
+        };
 
         Ok(Artifact {
             filename,
@@ -1823,40 +1720,6 @@ impl ArtifactContext<'_> {
         let joined = folder.join(written);
         std::path::absolute(&joined).unwrap_or(joined)
     }
-}
-
-/// `sha256:<hex>` → the digest; another known algorithm → `None` (envbuild then
-/// refuses the artifact for lack of a sha256); anything else → `Err`.
-fn parse_hash(written: &str) -> Result<Option<Sha256Digest>, ()> {
-    let (algorithm, hex) = written.split_once(':').ok_or(())?;
-    match algorithm {
-        "sha256" => Sha256Digest::from_hex(hex)
-            .ok()
-            .filter(|_| !hex.contains(':'))
-            .map(Some)
-            .ok_or(()),
-        "md5" | "sha384" | "sha512" | "blake2b" => {
-            if !hex.is_empty() && hex.bytes().all(|byte| byte.is_ascii_hexdigit()) {
-                Ok(None)
-            } else {
-                Err(())
-            }
-        }
-        _ => Err(()),
-    }
-}
-
-/// The last path segment of a URL, percent-decoded; `None` if it is empty.
-fn url_filename(url: &url::Url) -> Option<String> {
-    let segment = url.path_segments()?.next_back()?;
-    if segment.is_empty() {
-        return None;
-    }
-    Some(
-        percent_encoding::percent_decode_str(segment)
-            .decode_utf8()
-            .map_or_else(|_| segment.to_string(), |decoded| decoded.into_owned()),
-    )
 }
 
 /// Whether a source path is the lockfile's own folder.
@@ -1885,24 +1748,7 @@ fn describe_candidates(packages: &[Package], candidates: &[usize]) -> String {
         .iter()
         .map(|&index| describe_version(&packages[index].locked))
         .collect();
-    join_and(&versions)
-}
-
-fn offered_list<T: fmt::Display>(what: &str, names: &BTreeSet<&T>) -> String {
-    if names.is_empty() {
-        return format!("no {what}");
-    }
-    let quoted: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
-    format!("the {what} {}", quoted.join(", "))
-}
-
-/// `a`, `a and b`, `a, b and c`.
-fn join_and(items: &[String]) -> String {
-    match items {
-        [] => String::new(),
-        [only] => only.clone(),
-        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
-    }
+    fields::join_and(&versions)
 }
 
 #[cfg(test)]
@@ -1910,6 +1756,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+    use crate::digest::Sha256Digest;
     use crate::lock::testing::{environment, linux_311};
 
     const LOCKFILE: &str = "/work/project/uv.lock";
@@ -2172,12 +2019,12 @@ wheels = [{ url = "https://example.com/files/pyOpenSSL-25.0.0-py3-none-any.whl",
     #[test]
     fn ok_encoded_conflict_names() {
         let item = ConflictItem {
-            package: PackageName::normalize("toy-b"),
+            package: "toy-b".parse::<PackageName>().unwrap(),
             kind: ConflictKind::Extra(ExtraName::from_str("cpu").unwrap()),
         };
         assert_eq!(item.encoded().unwrap().as_str(), "extra-5-toy-b-cpu");
         let item = ConflictItem {
-            package: PackageName::normalize("Toy_B"),
+            package: "Toy_B".parse::<PackageName>().unwrap(),
             kind: ConflictKind::Group(GroupName::from_str("Old").unwrap()),
         };
         assert_eq!(item.encoded().unwrap().as_str(), "group-5-toy-b-old");
@@ -2515,7 +2362,7 @@ wheels = [{ url = "https://example.com/files/delta-1.0-py3-none-any.whl", hash =
         );
         assert_eq!(
             parse_error(&text),
-            "invalid lockfile `/work/project/uv.lock:17:5`: `hash` of `wheels[0]` of package `alpha` is `sha256:47d4`, but uv writes `sha256:<64 hexadecimal characters>`; fix or remove it"
+            "invalid lockfile `/work/project/uv.lock:17:5`: `hash` of `wheels[0]` of package `alpha` is `sha256:47d4`, but hashes are written `sha256:<64 hexadecimal characters>`; fix it, or run `uv lock` again"
         );
         let text = FORKS.replace(
             "marker = \"sys_platform == 'win32'\"",
@@ -2609,5 +2456,25 @@ source = { git = "https://user:secret@git.example.com/org/repo" }
             error.contains("https://***@git.example.com/org/repo"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn ok_no_panic_on_hostile_input() {
+        let seeds = [
+            FORKS,
+            CONFLICTS,
+            WORKSPACE,
+            SOURCES,
+            DIRECTORY,
+            OTHER_SOURCES,
+        ];
+        let selections = crate::lock::testing::hostile_selections();
+        crate::lock::testing::assert_no_panic("uv.lock", seeds, 2000, |text| {
+            if let Ok(lock) = UvLock::parse(Path::new(LOCKFILE), text) {
+                for (environment, selection) in &selections {
+                    let _ = lock.select(environment, selection);
+                }
+            }
+        });
     }
 }

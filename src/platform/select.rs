@@ -385,7 +385,7 @@ mod tests {
 
     fn package(name: &str, version: &str, wheels: &[&str], sdist: Option<&str>) -> LockedPackage {
         LockedPackage {
-            name: PackageName::normalize(name),
+            name: name.parse::<PackageName>().unwrap(),
             version: Some(version.to_string()),
             index: None,
             source: PackageSource::Distributions {
@@ -470,7 +470,7 @@ mod tests {
     #[test]
     fn ok_archive_wheel_and_input_order() {
         let archive = LockedPackage {
-            name: PackageName::normalize("bar"),
+            name: "bar".parse::<PackageName>().unwrap(),
             version: None,
             index: None,
             source: PackageSource::Archive(artifact("bar-2.0-py3-none-any.whl")),
@@ -512,7 +512,7 @@ mod tests {
             package("ok", "1.0", &["ok-1.0-py3-none-any.whl"], None),
             package("sdistonly", "0.1", &[], Some("sdistonly-0.1.tar.gz")),
             LockedPackage {
-                name: PackageName::normalize("vcs"),
+                name: "vcs".parse::<PackageName>().unwrap(),
                 version: None,
                 index: None,
                 source: PackageSource::Vcs {
@@ -521,7 +521,7 @@ mod tests {
                 },
             },
             LockedPackage {
-                name: PackageName::normalize("tree"),
+                name: "tree".parse::<PackageName>().unwrap(),
                 version: None,
                 index: None,
                 source: PackageSource::Directory {
@@ -529,7 +529,7 @@ mod tests {
                 },
             },
             LockedPackage {
-                name: PackageName::normalize("zipped"),
+                name: "zipped".parse::<PackageName>().unwrap(),
                 version: Some("3.0".into()),
                 index: None,
                 source: PackageSource::Archive(artifact("zipped-3.0.zip")),

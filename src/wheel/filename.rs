@@ -230,8 +230,14 @@ impl FromStr for WheelFilename {
                 });
             }
         }
+        let Ok(name) = name.parse::<PackageName>() else {
+            return Err(WheelFilenameError::InvalidName {
+                filename: filename.to_string(),
+                name: name.to_string(),
+            });
+        };
         Ok(Self {
-            name: PackageName::normalize(name),
+            name,
             version: version.to_string(),
             build_tag: build_tag.map(str::to_string),
             python_tags: split_tags(filename, TagKind::Python, python)?,

@@ -814,7 +814,9 @@ fn find_dist_info(
     };
     let stem = dist_info.strip_suffix(".dist-info").unwrap_or(&dist_info);
     let matches = stem.rsplit_once('-').is_some_and(|(name, version)| {
-        PackageName::normalize(name) == parsed.name && versions_equal(version, &parsed.version)
+        name.parse::<PackageName>()
+            .is_ok_and(|name| name == parsed.name)
+            && versions_equal(version, &parsed.version)
     });
     if !matches {
         return Err(WheelError::DistInfoMismatch {
@@ -927,7 +929,7 @@ fn check_metadata(
             name,
         });
     }
-    if PackageName::normalize(&name) != filename.name {
+    if name.parse::<PackageName>().ok().as_ref() != Some(&filename.name) {
         return Err(WheelError::MetadataNameMismatch {
             wheel: wheel.into(),
             name,

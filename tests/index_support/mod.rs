@@ -89,7 +89,7 @@ pub fn pinned_wheels() -> Vec<Pinned> {
 /// as a Pipfile.lock (without) or poetry.lock (with) records it.
 pub fn lookup_package(pinned: &Pinned, with_filename: bool) -> LockedPackage {
     LockedPackage {
-        name: PackageName::normalize(&pinned.name),
+        name: pinned.name.parse::<PackageName>().unwrap(),
         version: Some(pinned.version.clone()),
         index: None,
         source: PackageSource::IndexLookup {
@@ -244,7 +244,12 @@ fn serve(
                 let Some(stem) = name.strip_suffix(".whl") else {
                     continue;
                 };
-                let project_of = PackageName::normalize(stem.split('-').next().unwrap());
+                let project_of = stem
+                    .split('-')
+                    .next()
+                    .unwrap()
+                    .parse::<PackageName>()
+                    .unwrap();
                 if project_of.as_str() != project {
                     continue;
                 }
