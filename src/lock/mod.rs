@@ -149,27 +149,20 @@ pub struct Artifact {
 /// How a locked package is provided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PackageSource {
-    /// Built distributions (and possibly an sdist, which envbuild cannot use).
+    /// Built distributions, and possibly an sdist (built into a wheel when no wheel fits).
     Distributions {
         /// The wheels the lock offers.
         wheels: Vec<Artifact>,
         /// The sdist, if any.
         sdist: Option<Artifact>,
     },
-    /// A direct archive (`packages.archive`); installable when it is a wheel.
+    /// A direct archive (`packages.archive`, a `url` or `file` source): installed as is
+    /// when it is a wheel, built into one otherwise.
     Archive(Artifact),
-    /// A version-control checkout: needs a build, so envbuild refuses it.
-    Vcs {
-        /// Repository URL or path, as written.
-        url: String,
-        /// The locked commit.
-        commit_id: String,
-    },
-    /// A local source tree: needs a build, so envbuild refuses it.
-    Directory {
-        /// The folder, as written.
-        path: String,
-    },
+    /// A version-control checkout at a locked commit, built into a wheel.
+    Vcs(VcsSource),
+    /// A local source tree (a workspace member, the project itself), built into a wheel.
+    Directory(DirectorySource),
     /// Files known only by hash (and maybe file name), to be found through a package
     /// index: what `requirements.txt`, `poetry.lock` and `Pipfile.lock` record. The
     /// `index` module turns this into [`PackageSource::Distributions`] before wheels
@@ -178,6 +171,100 @@ pub enum PackageSource {
         /// The files the lock allows.
         files: Vec<IndexFile>,
     },
+}
+
+/// A version-control source pinned to a commit. Only git is built; the lock records
+/// other systems (`hg`, `svn`, `bzr` in PEP 751) so the build can name them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VcsSource {
+    /// The version-control system, lowercase (`git`).
+    pub kind: String,
+    /// The repository as git takes it: a URL (`https://`, `ssh://`, `file://`) without
+    /// the `git+` prefix, the `@revision` and the fragment, or an absolute path. It may
+    /// hold credentials: show it through [`crate::http::redact_text`].
+    pub url: String,
+    /// The locked commit (a full hexadecimal object name, as lockers write it).
+    pub commit_id: String,
+    /// The project's folder inside the repository, when it is not the root.
+    pub subdirectory: Option<String>,
+}
+
+impl VcsSource {
+    /// A git source from the spellings lockers use: `git+https://host/repo.git`,
+    /// `https://host/repo.git@<rev>` (the `@rev` is dropped: the commit decides),
+    /// `...#subdirectory=<dir>` or `#egg=<name>` fragments, and a `subdirectory` given
+    /// apart.
+    pub fn git(written: &str, commit_id: &str, subdirectory: Option<String>) -> Self {
+        let mut url = written.strip_prefix("git+").unwrap_or(written).to_string();
+        let mut subdirectory = subdirectory;
+        if let Some((base, fragment)) = url.split_once('#') {
+            for part in fragment.split('&') {
+                if let Some(value) = part.strip_prefix("subdirectory=") {
+                    subdirectory.get_or_insert_with(|| value.to_string());
+                }
+            }
+            url = base.to_string();
+        }
+        // `@rev` after the path (not the `user@` of the authority).
+        let path_start = url.find("://").map_or(0, |index| {
+            let rest = &url[index + 3..];
+            index + 3 + rest.find('/').unwrap_or(rest.len())
+        });
+        if let Some(at) = url[path_start..].rfind('@') {
+            url.truncate(path_start + at);
+        }
+        Self {
+            kind: "git".to_string(),
+            url,
+            commit_id: commit_id.trim().to_ascii_lowercase(),
+            subdirectory: subdirectory.filter(|dir| !dir.is_empty() && dir != "."),
+        }
+    }
+}
+
+/// Whether `text` is a full commit id: 40 (SHA-1) or 64 (SHA-256) hexadecimal digits.
+pub(crate) fn is_commit_id(text: &str) -> bool {
+    matches!(text.len(), 40 | 64) && text.bytes().all(|byte| byte.is_ascii_hexdigit())
+}
+
+/// A local source tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectorySource {
+    /// The folder, made absolute against the lockfile's folder.
+    pub path: PathBuf,
+    /// Whether the lock asks for an editable install. An image holds a copy of the
+    /// project, so envbuild installs it as a regular wheel either way.
+    pub editable: bool,
+}
+
+impl DirectorySource {
+    /// `written`, relative to the lockfile at `lockfile` (or absolute), as a source.
+    pub(crate) fn at(lockfile: &Path, written: &str, editable: bool) -> Self {
+        let written = written.strip_prefix("file://").unwrap_or(written);
+        let folder = lockfile.parent().unwrap_or(Path::new(""));
+        let joined = folder.join(written);
+        let absolute = std::path::absolute(&joined).unwrap_or(joined);
+        Self {
+            path: normalize_path(&absolute),
+            editable,
+        }
+    }
+}
+
+/// `path` with `.` and `..` components resolved lexically (no file system access), so
+/// the same folder reached through different spellings has one name.
+pub(crate) fn normalize_path(path: &Path) -> PathBuf {
+    let mut normalized = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                normalized.pop();
+            }
+            other => normalized.push(other),
+        }
+    }
+    normalized
 }
 
 /// A file a lock allows, known by hash and sometimes by name.

@@ -25,8 +25,8 @@ use uv_pep508::{MarkerEnvironment, MarkerTree};
 use super::fields::{self, Excerpt, FieldError, Hash};
 use super::source::Source;
 use super::{
-    Artifact, ArtifactLocation, GroupSelection, IndexFile, LockFormat, LockedPackage, PackageName,
-    PackageSource,
+    Artifact, ArtifactLocation, DirectorySource, GroupSelection, IndexFile, LockFormat,
+    LockedPackage, PackageName, PackageSource, VcsSource, is_commit_id,
 };
 use crate::http::redact_text;
 use crate::untrusted::Untrusted;
@@ -80,6 +80,17 @@ pub enum PipfileError {
         /// The lockfile.
         path: String,
         /// The entry's key, e.g. `default.flask`.
+        key: String,
+    },
+    /// A `git` entry without a `ref` that is a commit.
+    #[error(
+        "invalid lockfile `{path}`: `{key}` is a `git` entry whose `ref` is not a commit id, so the lock does not say which code to build; run `pipenv lock` again (it records the commit it resolved)",
+        key = Untrusted(key)
+    )]
+    UnpinnedGit {
+        /// The lockfile.
+        path: String,
+        /// The entry's key, e.g. `default.tool`.
         key: String,
     },
     /// A `version` is not `==<PEP 440 version>`.
@@ -247,6 +258,9 @@ struct EntryWire {
     reference: Option<String>,
     path: Option<String>,
     file: Option<String>,
+    #[serde(default)]
+    editable: bool,
+    subdirectory: Option<String>,
 }
 
 impl PipfileLock {
@@ -506,12 +520,15 @@ fn parse_entry(
 
     let first_hash = files.first().map(|file| file.sha256);
     let (index, source) = if let Some(git) = entry.git {
+        let Some(commit) = entry.reference.filter(|commit| is_commit_id(commit)) else {
+            return Err(PipfileError::UnpinnedGit {
+                path: label.to_string(),
+                key,
+            });
+        };
         (
             None,
-            PackageSource::Vcs {
-                url: git,
-                commit_id: entry.reference.unwrap_or_default(),
-            },
+            PackageSource::Vcs(VcsSource::git(&git, &commit, entry.subdirectory)),
         )
     } else if let Some(written) = entry.path {
         let folder = lockfile.parent().unwrap_or(Path::new(""));
@@ -527,7 +544,10 @@ fn parse_entry(
             .iter()
             .any(|suffix| filename.ends_with(suffix));
         if !is_archive {
-            (None, PackageSource::Directory { path: written })
+            (
+                None,
+                PackageSource::Directory(DirectorySource::at(lockfile, &written, entry.editable)),
+            )
         } else {
             (
                 None,
@@ -861,16 +881,19 @@ mod tests {
         );
         assert_eq!(
             packages[1].source,
-            PackageSource::Vcs {
+            PackageSource::Vcs(VcsSource {
+                kind: "git".to_string(),
                 url: "https://git.example.internal/sphinx-ext.git".to_string(),
-                commit_id: "0123456789abcdef0123456789abcdef01234567".to_string()
-            }
+                commit_id: "0123456789abcdef0123456789abcdef01234567".to_string(),
+                subdirectory: None,
+            })
         );
         assert_eq!(
             packages[2].source,
-            PackageSource::Directory {
-                path: "./themes/src".to_string()
-            }
+            PackageSource::Directory(DirectorySource {
+                path: PathBuf::from("/work/project/themes/src"),
+                editable: true,
+            })
         );
     }
 

@@ -38,8 +38,8 @@ use uv_pep508::{MarkerEnvironment, MarkerTree};
 use super::fields::{self, Excerpt, FieldError, Hash};
 use super::source::Source;
 use super::{
-    Artifact, ArtifactLocation, GroupSelection, IndexFile, LockFormat, LockedPackage, PackageName,
-    PackageSource,
+    Artifact, ArtifactLocation, DirectorySource, GroupSelection, IndexFile, LockFormat,
+    LockedPackage, PackageName, PackageSource, VcsSource, is_commit_id,
 };
 use crate::http::redact_text;
 use crate::untrusted::Untrusted;
@@ -81,6 +81,17 @@ pub enum PoetryError {
         value: String,
         /// Why it does not parse.
         reason: String,
+    },
+    /// A `git` source without a resolved commit.
+    #[error(
+        "invalid lockfile `{place}`: package `{package}` has a `git` source whose `resolved_reference` is not a commit id, so the lock does not say which code to build; run `poetry lock` again",
+        package = Untrusted(package)
+    )]
+    UnpinnedGit {
+        /// Where.
+        place: String,
+        /// The package.
+        package: String,
     },
     /// `[package.source]` has a `type` envbuild does not know.
     #[error(
@@ -291,6 +302,8 @@ struct PackageWire {
     source: Option<Spanned<SourceWire>>,
     groups: Option<Vec<String>>,
     markers: Option<Spanned<MarkersWire>>,
+    #[serde(default)]
+    develop: bool,
 }
 
 #[derive(Deserialize)]
@@ -324,6 +337,7 @@ struct SourceWire {
     url: Option<String>,
     reference: Option<String>,
     resolved_reference: Option<String>,
+    subdirectory: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -945,18 +959,41 @@ fn parse_package(
                         }),
                     )
                 }
-                "directory" => (None, PackageSource::Directory { path: url()? }),
-                "git" => (
+                "directory" => (
                     None,
-                    PackageSource::Vcs {
-                        url: url()?,
-                        commit_id: source_wire
-                            .resolved_reference
-                            .clone()
-                            .or(source_wire.reference.clone())
-                            .unwrap_or_default(),
-                    },
+                    PackageSource::Directory(DirectorySource::at(
+                        source.path,
+                        &url()?,
+                        package.develop,
+                    )),
                 ),
+                "git" => {
+                    let written = url()?;
+                    let Some(commit) = source_wire
+                        .resolved_reference
+                        .clone()
+                        .or(source_wire.reference.clone())
+                        .filter(|commit| is_commit_id(commit))
+                    else {
+                        return Err(PoetryError::UnpinnedGit {
+                            place: source_place,
+                            package: label,
+                        });
+                    };
+                    let location = if written.contains("://") || written.starts_with("git@") {
+                        written
+                    } else {
+                        resolve_path(source.path, &written).display().to_string()
+                    };
+                    (
+                        None,
+                        PackageSource::Vcs(VcsSource::git(
+                            &location,
+                            &commit,
+                            source_wire.subdirectory.clone(),
+                        )),
+                    )
+                }
                 _ => {
                     return Err(PoetryError::UnknownSourceType {
                         place: source_place,
@@ -1395,9 +1432,10 @@ content-hash = "x"
             .unwrap();
         assert_eq!(
             packages[0].source,
-            PackageSource::Directory {
-                path: "libs/local-lib".to_string()
-            }
+            PackageSource::Directory(DirectorySource {
+                path: PathBuf::from("/work/project/libs/local-lib"),
+                editable: false,
+            })
         );
         let PackageSource::Archive(remote) = &packages[1].source else {
             panic!("expected an archive");
@@ -1405,10 +1443,12 @@ content-hash = "x"
         assert_eq!(remote.filename, "remote-1.0-py3-none-any.whl");
         assert_eq!(
             packages[2].source,
-            PackageSource::Vcs {
+            PackageSource::Vcs(VcsSource {
+                kind: "git".to_string(),
                 url: "https://git.example.internal/tool.git".to_string(),
-                commit_id: "0123456789abcdef0123456789abcdef01234567".to_string()
-            }
+                commit_id: "0123456789abcdef0123456789abcdef01234567".to_string(),
+                subdirectory: None,
+            })
         );
     }
 

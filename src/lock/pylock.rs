@@ -4,9 +4,9 @@
 //!
 //! Limits: this module never touches the network or the files the lock points to, and
 //! it does not choose among a package's wheels (that is `platform::select`'s job). sdist,
-//! `vcs` and `directory` sources are parsed and validated, but installing them needs a
-//! build, which later stages refuse. sdist file names are not checked against the
-//! package, because envbuild never installs an sdist.
+//! `archive`, `vcs` and `directory` sources are parsed and validated into the model; the
+//! `source` stage builds them into wheels. sdist file names are not checked against the
+//! package here: the built wheel's name and version are.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,8 +21,8 @@ use uv_pep508::{MarkerEnvironment, MarkerOperator, MarkerTree};
 use super::fields::{self, Excerpt, FieldError};
 use super::source::Source;
 use super::{
-    Artifact, ArtifactLocation, GroupSelection, LockFormat, LockedPackage, PackageName,
-    PackageSource,
+    Artifact, ArtifactLocation, DirectorySource, GroupSelection, LockFormat, LockedPackage,
+    PackageName, PackageSource, VcsSource,
 };
 use crate::digest::Sha256Digest;
 use crate::untrusted::Untrusted;
@@ -450,11 +450,15 @@ struct VcsWire {
     url: Option<String>,
     path: Option<String>,
     commit_id: Option<String>,
+    subdirectory: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct DirectoryWire {
     path: Option<String>,
+    #[serde(default)]
+    editable: bool,
+    subdirectory: Option<String>,
 }
 
 /// `archive`, `sdist` and `wheels` entries share these keys (`archive` has no `name`,
@@ -967,10 +971,15 @@ fn parse_package(
         let vcs_place = source.place(vcs.span());
         let vcs = vcs.into_inner();
         let table = format!("`vcs` of package `{package_label}`");
-        if vcs.r#type.is_none() {
+        let Some(kind) = vcs.r#type else {
             return Err(source.missing_key(vcs_place, table, "type").into());
-        }
-        let Some(url) = vcs.path.or(vcs.url) else {
+        };
+        // PEP 751: a `path` is relative to the lockfile's folder; a `url` is taken as is.
+        let location = match (vcs.path, vcs.url) {
+            (Some(path), _) => Some(context.resolve_path(&path).display().to_string()),
+            (None, url) => url,
+        };
+        let Some(url) = location else {
             return Err(PylockError::MissingArtifactLocation {
                 place: vcs_place,
                 package: package_label,
@@ -980,10 +989,13 @@ fn parse_package(
         let Some(commit_id) = vcs.commit_id else {
             return Err(source.missing_key(vcs_place, table, "commit-id").into());
         };
-        PackageSource::Vcs { url, commit_id }
+        let mut vcs_source = VcsSource::git(&url, &commit_id, vcs.subdirectory);
+        vcs_source.kind = kind.to_ascii_lowercase();
+        PackageSource::Vcs(vcs_source)
     } else if let Some(directory) = package.directory {
         let directory_place = source.place(directory.span());
-        let Some(path) = directory.into_inner().path else {
+        let directory = directory.into_inner();
+        let Some(path) = directory.path else {
             return Err(source
                 .missing_key(
                     directory_place,
@@ -992,7 +1004,11 @@ fn parse_package(
                 )
                 .into());
         };
-        PackageSource::Directory { path }
+        let mut tree = DirectorySource::at(source.path, &path, directory.editable);
+        if let Some(subdirectory) = directory.subdirectory.filter(|dir| !dir.is_empty()) {
+            tree.path = super::normalize_path(&tree.path.join(subdirectory));
+        }
+        PackageSource::Directory(tree)
     } else {
         unreachable!("the source checks above guarantee one source")
     };
@@ -1708,17 +1724,20 @@ sdist = { name = "only_sdist-0.1.tar.gz", url = "https://example.com/sdist/downl
         );
         assert_eq!(
             packages[1].source,
-            PackageSource::Vcs {
+            PackageSource::Vcs(VcsSource {
+                kind: "git".to_string(),
                 url: "https://example.com/from-git.git".to_string(),
                 commit_id: "0123456789abcdef0123456789abcdef01234567".to_string(),
-            }
+                subdirectory: None,
+            })
         );
         assert_eq!(packages[1].version, None);
         assert_eq!(
             packages[2].source,
-            PackageSource::Directory {
-                path: "./libs/local-lib".to_string()
-            }
+            PackageSource::Directory(DirectorySource {
+                path: PathBuf::from("/work/project/libs/local-lib"),
+                editable: true,
+            })
         );
         let PackageSource::Distributions { wheels, sdist } = &packages[3].source else {
             panic!("expected distributions");

@@ -26,9 +26,12 @@
 //! - `--only-binary`, `--no-binary`, `--prefer-binary`, `--trusted-host`, `--pre`,
 //!   `--require-hashes` and `--use-feature`, and `--config-settings`/`--global-option`
 //!   on requirements, are accepted and ignored (envbuild installs pinned wheels only).
-//!   `--no-index` drops the file's `--index-url` and `--extra-index-url`. Editable and
-//!   directory requirements are errors: they need a build. Any other option is an
-//!   error naming its line.
+//!   `--no-index` drops the file's `--index-url` and `--extra-index-url`. Any other
+//!   option is an error naming its line.
+//! - Source trees need no `--hash` (pip and uv take none for them): a folder (`-e .`,
+//!   `./packages/lib`, `name @ file:///...`; its name from the requirement or its
+//!   `pyproject.toml`) or a git checkout pinned to a commit (`git+URL@<commit>#egg=name`,
+//!   `name @ git+URL@<commit>`). They are built into wheels by the `source` stage.
 //!
 //! Files are known only by hash: each pin becomes a [`PackageSource::IndexLookup`]
 //! listing its sha256 hashes (other algorithms are dropped), for the `index` module to
@@ -45,8 +48,8 @@ use uv_pep508::{MarkerEnvironment, MarkerTree, VersionOrUrl};
 
 use super::fields::{self, Excerpt};
 use super::{
-    Artifact, ArtifactLocation, GroupSelection, IndexFile, LockedPackage, PackageName,
-    PackageSource,
+    Artifact, ArtifactLocation, DirectorySource, GroupSelection, IndexFile, LockedPackage,
+    PackageName, PackageSource, VcsSource, is_commit_id,
 };
 use crate::digest::Sha256Digest;
 use crate::http::redact_text;
@@ -237,6 +240,28 @@ pub enum RequirementsError {
         /// The requirement, as written.
         requirement: String,
     },
+    /// A VCS requirement whose revision is not a commit.
+    #[error(
+        "requirement `{requirement}` at `{place}` is a git checkout without a commit id after `@`, so the file does not say which code to build; pin it as `git+URL@<40-hex commit>` (`uv export` and `pip freeze` write it so)",
+        requirement = Excerpt(requirement)
+    )]
+    UnpinnedVcs {
+        /// The line.
+        place: String,
+        /// The requirement, as written.
+        requirement: String,
+    },
+    /// A VCS requirement of another system than git.
+    #[error(
+        "requirement `{requirement}` at `{place}` is a checkout of a version-control system envbuild does not build from (git only); build a wheel from it and require that, with its `--hash`",
+        requirement = Excerpt(requirement)
+    )]
+    UnsupportedVcs {
+        /// The line.
+        place: String,
+        /// The requirement, as written.
+        requirement: String,
+    },
     /// A requirement points to a source folder.
     #[error(
         "requirement `{requirement}` at `{place}` points to a folder, which needs a build, and envbuild installs wheels only; build a wheel from it and require that (with its `--hash`), or leave the project out (`uv export --no-emit-project`)",
@@ -386,6 +411,9 @@ enum Pin {
         version: Option<String>,
         is_wheel: bool,
     },
+    /// A source tree: a folder or a VCS checkout at a commit (built into a wheel; no
+    /// `--hash`, as pip and uv take none for them).
+    Tree(PackageSource),
 }
 
 impl Pin {
@@ -402,6 +430,7 @@ impl Pin {
                     artifact: right, ..
                 },
             ) => left.location == right.location,
+            (Self::Tree(left), Self::Tree(right)) => left == right,
             _ => false,
         }
     }
@@ -410,6 +439,7 @@ impl Pin {
         match self {
             Self::Version { written, .. } => Some(written),
             Self::Direct { version, .. } => version.as_deref(),
+            Self::Tree(_) => None,
         }
     }
 }
@@ -602,6 +632,7 @@ fn locked_package(entry: &Entry, hashes: Vec<Sha256Digest>) -> LockedPackage {
             };
             (version.clone(), source)
         }
+        Pin::Tree(source) => (None, source.clone()),
     };
     LockedPackage {
         name: entry.name.clone(),
@@ -728,9 +759,25 @@ impl Parser<'_> {
                 "--no-index" => self.requirements.no_index = true,
                 "-e" | "--editable" => {
                     let value = take_value()?;
-                    return Err(RequirementsError::EditableRequirement {
+                    if mode == Mode::Constraints {
+                        return Err(RequirementsError::EditableRequirement {
+                            place: place.to_string(),
+                            requirement: redact_text(&value),
+                        });
+                    }
+                    let written = redact_text(&value);
+                    let (name, marker, pin) = parse_tree(place, &value, &written, folder, true)?
+                        .ok_or_else(|| RequirementsError::EditableRequirement {
+                            place: place.to_string(),
+                            requirement: written.clone(),
+                        })?;
+                    self.requirements.entries.push(Entry {
                         place: place.to_string(),
-                        requirement: redact_text(&value),
+                        written,
+                        name,
+                        marker,
+                        pin,
+                        hashes: Vec::new(),
                     });
                 }
                 "--only-binary" | "--no-binary" | "--trusted-host" | "--use-feature" => {
@@ -1110,6 +1157,128 @@ const ARCHIVE_SUFFIXES: [&str; 7] = [
     ".whl", ".tar.gz", ".zip", ".tgz", ".tar.bz2", ".tar.xz", ".tar",
 ];
 
+/// A requirement that names a source tree, as `uv export` and `pip freeze` write them:
+/// a folder (`.`, `./packages/lib`, `file:///abs/lib`, `name @ file:///abs/lib`) or a VCS
+/// checkout (`git+https://host/repo@<commit>#egg=name`, `name @ git+https://...@<commit>`),
+/// with an optional `; marker`. `None` when `requirement` is not one of those.
+fn parse_tree(
+    place: &str,
+    requirement: &str,
+    written: &str,
+    folder: &Path,
+    editable: bool,
+) -> Result<Option<(PackageName, MarkerTree, Pin)>, RequirementsError> {
+    let invalid = |reason: String| RequirementsError::InvalidRequirement {
+        place: place.to_string(),
+        requirement: written.to_string(),
+        reason,
+    };
+    // `name @ location` or a bare location, then an optional marker.
+    let (named, rest) = match requirement.split_once(" @ ").or_else(|| {
+        requirement
+            .split_once('@')
+            .filter(|(name, _)| !is_bare_location(requirement) && !name.contains(['/', ':']))
+    }) {
+        Some((name, rest)) => (Some(name.trim()), rest.trim()),
+        None => (None, requirement.trim()),
+    };
+    let (location, marker) = match rest.split_once("; ").or_else(|| {
+        (!rest.contains("://"))
+            .then(|| rest.split_once(';'))
+            .flatten()
+    }) {
+        Some((location, marker)) => (location.trim(), Some(marker.trim())),
+        None => (rest, None),
+    };
+    let is_vcs = location.starts_with("git+");
+    // pip reads a bare word as a name: a folder is written as a path (`.`, `./lib`).
+    let looks_like_path = location == "."
+        || location == ".."
+        || location.contains('/')
+        || location.starts_with("file:");
+    let directory =
+        if is_vcs || !looks_like_path || location.contains("://") && !location.starts_with("file:")
+        {
+            None
+        } else {
+            let path = match location.strip_prefix("file:") {
+                Some(url) => url::Url::parse(&format!("file:{url}"))
+                    .ok()
+                    .and_then(|url| url.to_file_path().ok()),
+                None => Some(folder.join(location.strip_prefix("~/").map_or_else(
+                    || PathBuf::from(location),
+                    |rest| dirs::home_dir().unwrap_or_default().join(rest),
+                ))),
+            };
+            path.filter(|path| path.is_dir())
+        };
+    if !is_vcs && directory.is_none() {
+        let scheme = location.split_once("://").map_or("", |(scheme, _)| scheme);
+        if scheme.contains('+') {
+            return Err(RequirementsError::UnsupportedVcs {
+                place: place.to_string(),
+                requirement: written.to_string(),
+            });
+        }
+        return Ok(None);
+    }
+    let marker = match marker {
+        Some(marker) => {
+            fields::parse_marker(marker).map_err(|reason| invalid(reason.to_string()))?
+        }
+        None => MarkerTree::TRUE,
+    };
+    let fragment_name = location
+        .split_once('#')
+        .into_iter()
+        .flat_map(|(_, fragment)| fragment.split('&'))
+        .find_map(|part| part.strip_prefix("egg="));
+    let (source, found_name) = if let Some(directory) = directory {
+        let source = DirectorySource::at(&directory.join("requirements"), ".", editable);
+        let found = project_name(&source.path);
+        (PackageSource::Directory(source), found)
+    } else {
+        let without_fragment = location.split_once('#').map_or(location, |(url, _)| url);
+        let path_start = without_fragment.find("://").map_or(0, |index| index + 3);
+        let commit = without_fragment[path_start..]
+            .rsplit_once('@')
+            .map(|(_, commit)| commit)
+            .filter(|commit| !commit.contains('/'));
+        let Some(commit) = commit.filter(|commit| is_commit_id(commit)) else {
+            return Err(RequirementsError::UnpinnedVcs {
+                place: place.to_string(),
+                requirement: written.to_string(),
+            });
+        };
+        (
+            PackageSource::Vcs(VcsSource::git(location, commit, None)),
+            None,
+        )
+    };
+    let name = named
+        .or(fragment_name)
+        .map(str::to_string)
+        .or(found_name)
+        .ok_or_else(|| RequirementsError::UnnamedRequirement {
+            place: place.to_string(),
+            requirement: written.to_string(),
+        })?;
+    let name = PackageName::from_str(&name).map_err(|error| invalid(error.to_string()))?;
+    Ok(Some((name, marker, Pin::Tree(source))))
+}
+
+/// The name a project folder declares: `[project] name`, else `[tool.poetry] name`, in
+/// its `pyproject.toml`.
+fn project_name(folder: &Path) -> Option<String> {
+    let text = fs_err::read_to_string(folder.join("pyproject.toml")).ok()?;
+    let document: toml::Table = toml::from_str(&text).ok()?;
+    let name = document
+        .get("project")
+        .and_then(|project| project.get("name"))
+        .or_else(|| document.get("tool")?.get("poetry")?.get("name"))?;
+    name.as_str().map(str::to_string)
+}
+
 fn parse_entry(
     place: &str,
     requirement: &str,
@@ -1117,6 +1286,16 @@ fn parse_entry(
     options: LineOptions,
     folder: &Path,
 ) -> Result<Entry, RequirementsError> {
+    if let Some((name, marker, pin)) = parse_tree(place, requirement, &written, folder, false)? {
+        return Ok(Entry {
+            place: place.to_string(),
+            written,
+            name,
+            marker,
+            pin,
+            hashes: Vec::new(),
+        });
+    }
     let (name, marker, pin) = if is_bare_location(requirement) {
         parse_bare_location(place, requirement, &written, folder)?
     } else {
@@ -1155,7 +1334,7 @@ fn parse_entry(
                 is_wheel,
             }
         }
-        pin @ Pin::Version { .. } => pin,
+        pin @ (Pin::Version { .. } | Pin::Tree(_)) => pin,
     };
     Ok(Entry {
         place: place.to_string(),

@@ -1,7 +1,7 @@
 //! uv's `uv.lock` (schema `version = 1`, any revision): parsing, and selection by walking
 //! the lock's dependency graph from the project roots for one target environment and one
-//! choice of extras and groups, the way `uv sync --all-packages` and
-//! `uv export --all-packages --no-emit-workspace` do (standards §2.1).
+//! choice of extras and groups, the way `uv sync --all-packages --no-editable
+//! --no-default-groups` does (standards §2.1).
 //!
 //! A `uv.lock` has no per-package "install me" marker: what to install is what the graph
 //! reaches. The roots are the workspace members (`[manifest] members`, or else the
@@ -9,15 +9,15 @@
 //! `[manifest]` requirements of script and non-project locks. From the roots the walk
 //! follows each dependency edge whose marker holds on the target; `extra = [...]` on an
 //! edge enables those optional dependencies of its target; the roots' extras and
-//! dependency groups come from the user's selection, with uv's default group `dev`.
+//! dependency groups come from the user's selection alone: no group is on by default (an
+//! image is for production, so uv's default `dev` group is in only with `--group dev`).
 //! Conflict sets (`tool.uv.conflicts`) show up in markers as encoded extras
 //! (`extra == 'extra-<len>-<package>-<extra>'`, `group-<len>-<package>-<group>`), which
 //! are evaluated against the activated extras and groups encoded the same way.
 //!
-//! Limits: the roots themselves (workspace members, which are source trees) are never
-//! installed, like `--no-emit-workspace`; any other source tree, VCS checkout or
-//! sdist-only package the walk reaches is returned as such, so that wheel selection
-//! names it. Markers in `uv.lock` are simplified against `requires-python`, so
+//! The roots themselves (workspace members, the project) are selected as source trees,
+//! to be built into wheels, unless they are `virtual` (no build system); so is any other
+//! source tree, VCS checkout or sdist-only package the walk reaches. Markers in `uv.lock` are simplified against `requires-python`, so
 //! `requires-python` is checked before any of them is evaluated. Nothing here touches
 //! the network or the files the lock points to.
 
@@ -35,8 +35,8 @@ use uv_pep508::{MarkerEnvironment, MarkerTree};
 use super::fields::{self, Excerpt, FieldError, Hash};
 use super::source::Source;
 use super::{
-    Artifact, ArtifactLocation, GroupSelection, LockFormat, LockedPackage, PackageName,
-    PackageSource,
+    Artifact, ArtifactLocation, DirectorySource, GroupSelection, LockFormat, LockedPackage,
+    PackageName, PackageSource, VcsSource,
 };
 use crate::http::redact_text;
 use crate::untrusted::Untrusted;
@@ -46,9 +46,6 @@ const SUPPORTED_VERSION: i64 = 1;
 /// The newest schema revision envbuild was tested with. Revisions only add keys, so a
 /// newer one is read all the same.
 const NEWEST_KNOWN_REVISION: i64 = 5;
-/// The dependency group uv enables unless told otherwise (`tool.uv.default-groups`
-/// defaults to `["dev"]`, and the lock does not record a different choice).
-const DEFAULT_GROUP: &str = "dev";
 
 /// Errors from a `uv.lock`: the file is malformed, or it cannot be installed on the
 /// chosen target with the chosen extras and groups.
@@ -851,14 +848,12 @@ impl UvLock {
         let mut walk = Walk::new(self, environment, &activated);
         walk.run(&extras, &groups, false)?;
 
-        // The roots are source trees of the workspace: not installed. Virtual packages
-        // are never installed, wherever they are.
+        // The roots (workspace members, the project itself) are installed like `uv sync
+        // --no-editable` does: built from their folders. Virtual packages have no build
+        // system and are never installed, wherever they are.
         let mut selected: BTreeMap<&PackageName, &Package> = BTreeMap::new();
         for (index, package) in self.packages.iter().enumerate() {
-            if !walk.reached[index]
-                || package.source.kind == SourceKind::Virtual
-                || (self.roots.contains(&index) && package.source.kind.is_source_tree())
-            {
+            if !walk.reached[index] || package.source.kind == SourceKind::Virtual {
                 continue;
             }
             if let Some(first) = selected.insert(&package.locked.name, package) {
@@ -876,8 +871,9 @@ impl UvLock {
             .collect())
     }
 
-    /// The requested extras and the enabled groups (uv's default `dev` unless opted
-    /// out, plus the requested ones), validated against what the roots offer.
+    /// The requested extras and the enabled groups, validated against what the roots
+    /// offer. No group is on by default: an image is for production, so uv's default
+    /// `dev` group (like every other) is in only when `--group` names it.
     fn requested(
         &self,
         selection: &GroupSelection,
@@ -909,11 +905,6 @@ impl UvLock {
         }
 
         let mut groups = Vec::new();
-        if !selection.no_default_groups
-            && let Ok(group) = GroupName::from_str(DEFAULT_GROUP)
-        {
-            groups.push(group);
-        }
         for requested in &selection.groups {
             let group = GroupName::from_str(requested)
                 .ok()
@@ -1584,15 +1575,19 @@ impl ArtifactContext<'_> {
                         url: redact_text(&self.source.value),
                     });
                 }
-                Ok(PackageSource::Vcs {
-                    url: redact_text(url),
-                    commit_id: commit.to_string(),
-                })
+                let (url, subdirectory) = split_git_options(url);
+                Ok(PackageSource::Vcs(VcsSource::git(
+                    &url,
+                    commit,
+                    subdirectory.or_else(|| self.source.subdirectory.clone()),
+                )))
             }
             SourceKind::Directory | SourceKind::Editable | SourceKind::Virtual => {
-                Ok(PackageSource::Directory {
-                    path: self.source.value.clone(),
-                })
+                Ok(PackageSource::Directory(DirectorySource::at(
+                    self.places.path,
+                    &self.source.value,
+                    self.source.kind == SourceKind::Editable,
+                )))
             }
             SourceKind::Registry | SourceKind::Url | SourceKind::Path => {
                 let wheels = wheels
@@ -1722,6 +1717,31 @@ impl ArtifactContext<'_> {
     }
 }
 
+/// uv writes a git source as `<repository>?<options>#<commit>`, its options
+/// (`uv-resolver/src/lock/mod.rs`, `GitSource`) being `rev`, `tag`, `branch`, `lfs` and
+/// `subdirectory`. Returns the repository URL without them, and the subdirectory. Any other
+/// query parameter is part of the repository's URL and is kept.
+fn split_git_options(written: &str) -> (String, Option<String>) {
+    let Some((base, query)) = written.split_once('?') else {
+        return (written.to_string(), None);
+    };
+    let mut subdirectory = None;
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "subdirectory" => subdirectory = Some(fields::percent_decode(value).into_owned()),
+            "rev" | "tag" | "branch" | "lfs" => {}
+            _ => kept.push(pair),
+        }
+    }
+    if kept.is_empty() {
+        (base.to_string(), subdirectory)
+    } else {
+        (format!("{base}?{}", kept.join("&")), subdirectory)
+    }
+}
+
 /// Whether a source path is the lockfile's own folder.
 fn is_own_folder(path: &str) -> bool {
     matches!(path, "." | "./" | "")
@@ -1832,27 +1852,15 @@ mod tests {
 
     #[test]
     fn ok_forks_pick_the_version_for_the_target_python() {
-        // The `dev` group (epsilon) is on by default; `plat`'s epsilon edge is
-        // Windows-only; `beta[fast]` brings gamma.
+        // The `dev` group (epsilon) is off unless asked for (an image is for
+        // production); `plat`'s epsilon edge is Windows-only; `beta[fast]` brings gamma.
         assert_eq!(
             select(FORKS, &linux_311(), &defaults()),
-            [
-                "alpha 1.0",
-                "beta 1.0",
-                "epsilon 1.0",
-                "gamma 1.0",
-                "plat 1.0"
-            ]
+            ["alpha 1.0", "beta 1.0", "gamma 1.0", "plat 1.0"]
         );
         assert_eq!(
             select(FORKS, &environment("linux", "3.12.1"), &defaults()),
-            [
-                "alpha 2.0",
-                "beta 1.0",
-                "epsilon 1.0",
-                "gamma 1.0",
-                "plat 1.0"
-            ]
+            ["alpha 2.0", "beta 1.0", "gamma 1.0", "plat 1.0"]
         );
     }
 
@@ -2031,22 +2039,28 @@ wheels = [{ url = "https://example.com/files/pyOpenSSL-25.0.0-py3-none-any.whl",
     }
 
     #[test]
-    fn ok_workspace_members_are_roots_and_not_installed() {
-        // Members lib-a, lib-b and toy-c; lib-b enables lib-a[more] (epsilon) and its
-        // own `dev` group (alpha); toy-c's `dev` group is delta.
+    fn ok_workspace_members_are_roots_and_built() {
+        // Members lib-a, lib-b and toy-c (virtual: never installed); lib-b enables
+        // lib-a[more] (epsilon); the `dev` groups (alpha, delta) are off by default.
         assert_eq!(
             select(WORKSPACE, &linux_311(), &defaults()),
             [
-                "alpha 2.0",
-                "delta 1.0",
                 "epsilon 1.0",
                 "gamma 1.0",
+                "lib-a 1.2.0",
+                "lib-b 0.3.0",
                 "plat 1.0"
             ]
         );
         assert_eq!(
             select(WORKSPACE, &linux_311(), &selection(&[], &[], true)),
-            ["epsilon 1.0", "gamma 1.0", "plat 1.0"]
+            [
+                "epsilon 1.0",
+                "gamma 1.0",
+                "lib-a 1.2.0",
+                "lib-b 0.3.0",
+                "plat 1.0"
+            ]
         );
     }
 
@@ -2096,18 +2110,20 @@ wheels = [{ url = "https://example.com/files/pyOpenSSL-25.0.0-py3-none-any.whl",
 
     #[test]
     fn ok_editable_root_and_directory_dependency() {
-        // The editable root `.` is not installed; the directory dependency is reached
-        // and returned as a source tree, for wheel selection to refuse by name.
+        // The editable root `.` (toy-e) and the directory dependency are both selected
+        // as source trees, to be built into wheels.
         let lock = parse(DIRECTORY).unwrap();
         let packages = lock.select(&linux_311(), &defaults()).unwrap();
         let names: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["lib-x", "plat"]);
-        assert_eq!(
-            packages[0].source,
-            PackageSource::Directory {
-                path: "lib".to_string()
-            }
+        assert_eq!(names, ["lib-x", "plat", "toy-e"]);
+        let PackageSource::Directory(tree) = &packages[0].source else {
+            panic!("expected a source tree: {:?}", packages[0].source);
+        };
+        assert!(
+            tree.path.is_absolute() && tree.path.ends_with("lib"),
+            "{tree:?}"
         );
+        assert!(!tree.editable);
     }
 
     /// Hand-written: git, URL sdist and sdist-only registry sources, percent-encoded
@@ -2164,10 +2180,12 @@ wheels = [{ url = "https://example.com/files/encoded-1.0%2Blocal-py3-none-any.wh
             .collect();
         assert_eq!(
             by_name["from-git"],
-            &PackageSource::Vcs {
-                url: "https://git.example.com/org/repo?rev=***".to_string(),
+            &PackageSource::Vcs(VcsSource {
+                kind: "git".to_string(),
+                url: "https://git.example.com/org/repo".to_string(),
                 commit_id: "0123456789abcdef0123456789abcdef01234567".to_string(),
-            }
+                subdirectory: None,
+            })
         );
         let PackageSource::Distributions { wheels, sdist } = by_name["from-url"] else {
             panic!("expected distributions");

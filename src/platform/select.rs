@@ -273,12 +273,14 @@ fn choose_one(package: &LockedPackage, tags: &TagSet) -> Result<ChosenWheel, Sel
                 filename: archive.filename.clone(),
             }));
         }
-        PackageSource::Vcs { url, .. } => {
-            return Err(needs_build(NonWheelSource::Vcs { url: url.clone() }));
+        PackageSource::Vcs(vcs) => {
+            return Err(needs_build(NonWheelSource::Vcs {
+                url: crate::http::redact_text(&vcs.url),
+            }));
         }
-        PackageSource::Directory { path } => {
+        PackageSource::Directory(tree) => {
             return Err(needs_build(NonWheelSource::Directory {
-                path: path.clone(),
+                path: tree.path.display().to_string(),
             }));
         }
         // Files known only by hash are turned into wheels by the index lookup before
@@ -515,18 +517,20 @@ mod tests {
                 name: "vcs".parse::<PackageName>().unwrap(),
                 version: None,
                 index: None,
-                source: PackageSource::Vcs {
-                    url: "https://git.example/vcs.git".into(),
-                    commit_id: "abc".into(),
-                },
+                source: PackageSource::Vcs(crate::lock::VcsSource::git(
+                    "https://git.example/vcs.git",
+                    "0123456789abcdef0123456789abcdef01234567",
+                    None,
+                )),
             },
             LockedPackage {
                 name: "tree".parse::<PackageName>().unwrap(),
                 version: None,
                 index: None,
-                source: PackageSource::Directory {
-                    path: "./tree".into(),
-                },
+                source: PackageSource::Directory(crate::lock::DirectorySource {
+                    path: "/work/tree".into(),
+                    editable: false,
+                }),
             },
             LockedPackage {
                 name: "zipped".parse::<PackageName>().unwrap(),
