@@ -1,7 +1,7 @@
 //! envbuild turns a Python lockfile into a reproducible OCI image, without a container
 //! daemon. The pipeline, one module a stage: [`lock`] parses lockfiles into one model,
 //! [`platform`] describes the platform and picks wheels, [`fetch`] and [`cache`] bring
-//! verified wheels, [`wheel`] maps a wheel into the install prefix, [`layer`] writes
+//! verified wheels, [`source`] builds sdists, git and folder sources into wheels, [`wheel`] maps a wheel into the install prefix, [`layer`] writes
 //! deterministic layers, and [`oci`] reads bases and writes images. [`build`] runs the
 //! whole flow; [`repro`] holds every rule that keeps its output reproducible, and
 //! [`http`] every rule of talking to servers (client, retries, bounds, redaction).
@@ -22,5 +22,6 @@ pub mod oci;
 pub mod platform;
 pub mod registry;
 pub mod repro;
+pub mod source;
 pub mod untrusted;
 pub mod wheel;

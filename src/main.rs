@@ -25,6 +25,7 @@ use envbuild::registry::auth::AuthEnvironment;
 use envbuild::registry::tls::TransportOptions;
 use envbuild::registry::{RegistryOptions, RegistryReference};
 use envbuild::repro::SourceDateEpoch;
+use envbuild::source::SourceOptions;
 use envbuild::untrusted::escape_except;
 
 /// Turn a Python lockfile into a reproducible OCI image, without a container daemon.
@@ -225,6 +226,22 @@ struct ImageArgs {
     /// the problems are printed as warnings and listed in the JSON report.
     #[arg(long)]
     allow_conflicts: bool,
+    /// Refuse every source build (sdists, git and folder sources): wheels only.
+    #[arg(long)]
+    no_build: bool,
+    /// Never build this package from source (repeatable).
+    #[arg(long = "no-build-package", value_name = "NAME")]
+    no_build_packages: Vec<String>,
+    /// The host CPython that makes source-build environments (default: `python3.X`
+    /// on `PATH`, for the target's Python `3.X`).
+    #[arg(long, value_name = "PYTHON")]
+    build_python: Option<PathBuf>,
+    /// A pip/uv constraints file pinning the build requirements of source builds.
+    #[arg(long, value_name = "FILE")]
+    build_constraints: Option<PathBuf>,
+    /// The time limit of each source-build step, in seconds (default 600).
+    #[arg(long, value_name = "SECONDS")]
+    build_timeout: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -356,6 +373,11 @@ fn image_flags(args: &ImageArgs) -> Result<ImageConfig> {
         compile_bytecode,
         compile_with,
         allow_conflicts,
+        no_build,
+        no_build_packages,
+        build_python,
+        build_constraints,
+        build_timeout,
     } = args;
     let command = |text: &Option<String>, flag: &str| -> Result<Option<CommandLine>> {
         text.as_deref()
@@ -380,6 +402,11 @@ fn image_flags(args: &ImageArgs) -> Result<ImageConfig> {
         compile_bytecode: given(*compile_bytecode),
         compile_with: compile_with.clone(),
         allow_conflicts: given(*allow_conflicts),
+        no_build: given(*no_build),
+        no_build_packages: (!no_build_packages.is_empty()).then(|| no_build_packages.clone()),
+        build_python: build_python.clone(),
+        build_constraints: build_constraints.clone(),
+        build_timeout: *build_timeout,
         ..selection_flags(selection)
     })
 }
@@ -684,6 +711,29 @@ fn resolve_image(settings: &ImageConfig, epoch: SourceDateEpoch) -> Result<Image
             Bytecode::Off
         },
         allow_conflicts: settings.allow_conflicts.unwrap_or(false),
+        source: SourceOptions {
+            no_build: settings.no_build.unwrap_or(false),
+            no_build_packages: settings
+                .no_build_packages
+                .iter()
+                .flatten()
+                .map(|name| {
+                    name.parse::<envbuild::lock::PackageName>()
+                        .map_err(|error| {
+                            anyhow::anyhow!(
+                                "`--no-build-package {name}` is not a package name: {error}"
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>>>()?,
+            build_python: settings.build_python.clone(),
+            build_constraints: settings.build_constraints.clone(),
+            timeout: std::time::Duration::from_secs(match settings.build_timeout {
+                Some(0) => bail!("`--build-timeout` must be at least 1 second"),
+                Some(seconds) => seconds,
+                None => 600,
+            }),
+        },
         index: common.index,
         registry: common.registry,
     })

@@ -34,6 +34,7 @@ use crate::registry::{
     PushReport, Registry, RegistryError, RegistryOptions, RegistryReference, TagResolution,
 };
 use crate::repro::{COMPRESSOR_ID, LAYER_FORMAT_VERSION, SourceDateEpoch};
+use crate::source::{BuiltPackage, SourceError, SourceOptions};
 use crate::wheel::{InstallScheme, PycCompiler, WheelError, WheelInstall};
 
 mod target;
@@ -76,8 +77,11 @@ pub struct ImageBuild {
     pub bytecode: Bytecode,
     /// `--allow-conflicts`: report dependency problems instead of failing.
     pub allow_conflicts: bool,
-    /// Package indexes for lockfiles that record hashes but no URLs.
+    /// Package indexes for lockfiles that record hashes but no URLs, and for build
+    /// requirements.
     pub index: IndexConfig,
+    /// How sdists, git and folder sources are built into wheels.
+    pub source: SourceOptions,
     /// How registries are reached (bases and outputs given as `docker://` or bare
     /// references).
     pub registry: RegistryOptions,
@@ -147,6 +151,9 @@ pub enum BuildError {
         /// One error per platform that failed, in `--platform` order.
         failures: Vec<SelectError>,
     },
+    /// A source build failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
     /// A download failed or a wheel is missing offline.
     #[error(transparent)]
     Fetch(#[from] FetchError),
@@ -289,6 +296,8 @@ pub struct BuildReport {
     pub images: Vec<ImageReport>,
     /// What the push transferred, when the output is a registry.
     pub push: Option<PushSummary>,
+    /// The packages built from source, with their provenance.
+    pub built_from_source: Vec<BuiltPackage>,
 }
 
 impl Serialize for BuildReport {
@@ -306,6 +315,8 @@ impl Serialize for BuildReport {
             dependency_problems: &'a [DependencyProblem],
             #[serde(skip_serializing_if = "Option::is_none")]
             push: &'a Option<PushSummary>,
+            #[serde(skip_serializing_if = "<[BuiltPackage]>::is_empty")]
+            built_from_source: &'a [BuiltPackage],
         }
         #[derive(Serialize)]
         struct Multi<'a> {
@@ -314,6 +325,8 @@ impl Serialize for BuildReport {
             images: &'a [ImageReport],
             #[serde(skip_serializing_if = "Option::is_none")]
             push: &'a Option<PushSummary>,
+            #[serde(skip_serializing_if = "<[BuiltPackage]>::is_empty")]
+            built_from_source: &'a [BuiltPackage],
         }
         match self.images.as_slice() {
             [image] => Single {
@@ -326,6 +339,7 @@ impl Serialize for BuildReport {
                 layers: &image.layers,
                 dependency_problems: &image.dependency_problems,
                 push: &self.push,
+                built_from_source: &self.built_from_source,
             }
             .serialize(serializer),
             images => Multi {
@@ -333,6 +347,7 @@ impl Serialize for BuildReport {
                 lock: &self.lock,
                 images,
                 push: &self.push,
+                built_from_source: &self.built_from_source,
             }
             .serialize(serializer),
         }
@@ -585,6 +600,7 @@ pub async fn build_image(
     // build before anything is downloaded, and every such platform is reported at once.
     let mut plans = Vec::with_capacity(settings.targets.len());
     let mut unserved = Vec::new();
+    let mut built_from_source = Vec::new();
     for overrides in &settings.targets {
         progress.stage(&stage_label(
             "reading base image",
@@ -617,6 +633,24 @@ pub async fn build_image(
             &cache,
         )
         .await?;
+        let (packages, built) = crate::source::build_sources(
+            packages,
+            &target,
+            &settings.source,
+            &settings.index,
+            &settings.fetch,
+            &cache,
+            u64::try_from(settings.epoch.seconds()).unwrap_or(0),
+            progress.clone() as Arc<dyn FetchProgress>,
+        )
+        .await?;
+        for package in built {
+            if !built_from_source.iter().any(|known: &BuiltPackage| {
+                known.name == package.name && known.sha256 == package.sha256
+            }) {
+                built_from_source.push(package);
+            }
+        }
         match choose_wheels(&packages, &target) {
             Ok(chosen) => plans.push(PlatformPlan {
                 base,
@@ -748,6 +782,7 @@ pub async fn build_image(
         lock: settings.lock.display().to_string(),
         images: reports,
         push,
+        built_from_source,
     })
 }
 
@@ -1100,6 +1135,7 @@ mod tests {
             lock: "pylock.toml".to_string(),
             images: vec![image("linux/amd64")],
             push: None,
+            built_from_source: Vec::new(),
         };
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(
@@ -1121,6 +1157,7 @@ mod tests {
             lock: "pylock.toml".to_string(),
             images: vec![image("linux/amd64"), image("linux/arm64")],
             push: None,
+            built_from_source: Vec::new(),
         };
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(

@@ -114,6 +114,19 @@ pub struct ImageConfig {
     pub compile_with: Option<PathBuf>,
     /// Build although the locked packages conflict (`--allow-conflicts`).
     pub allow_conflicts: Option<bool>,
+    /// Refuse every source build: wheels only (`--no-build`).
+    pub no_build: Option<bool>,
+    /// Packages never built from source (`--no-build-package`).
+    pub no_build_packages: Option<Vec<String>>,
+    /// The host CPython that makes source-build environments (`--build-python`,
+    /// default: `python3.X` on `PATH` for the target's `3.X`).
+    pub build_python: Option<PathBuf>,
+    /// A pip constraints file pinning build requirements (`--build-constraints`).
+    pub build_constraints: Option<PathBuf>,
+    /// The time limit of each source-build step, in seconds (`--build-timeout`,
+    /// default 600).
+    #[schemars(range(min = 1))]
+    pub build_timeout: Option<u64>,
     /// Package index for lockfiles that record hashes only (`--index-url`).
     pub index_url: Option<String>,
     /// Further package indexes (`--extra-index-url`).
@@ -429,6 +442,8 @@ impl ImageConfig {
         for path in [
             &mut self.lock,
             &mut self.compile_with,
+            &mut self.build_python,
+            &mut self.build_constraints,
             &mut self.cache_dir,
             &mut self.registry_ca_file,
         ]
@@ -444,6 +459,13 @@ impl ImageConfig {
             && !folder.join(relative).exists()
         {
             self.compile_with = Some(relative.to_path_buf());
+        }
+        if let Some(build_python) = &self.build_python
+            && let Ok(relative) = build_python.strip_prefix(folder)
+            && relative.components().count() == 1
+            && !folder.join(relative).exists()
+        {
+            self.build_python = Some(relative.to_path_buf());
         }
         for reference in [&mut self.base, &mut self.output].into_iter().flatten() {
             *reference = rebase_reference(folder, reference);

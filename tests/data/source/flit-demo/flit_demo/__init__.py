@@ -1,0 +1,5 @@
+"""flit-demo: built from source by envbuild's tests."""
+
+
+def main():
+    print("flit-demo says hello")

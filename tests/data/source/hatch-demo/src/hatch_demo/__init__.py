@@ -1,0 +1,1 @@
+GREETING = "hatch-demo says hello"

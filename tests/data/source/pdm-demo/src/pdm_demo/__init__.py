@@ -1,0 +1,1 @@
+GREETING = "pdm-demo says hello"

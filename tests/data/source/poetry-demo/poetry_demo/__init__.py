@@ -1,0 +1,1 @@
+GREETING = "poetry-demo says hello"

@@ -1,0 +1,1 @@
+GREETING = "setuptools-demo says hello"
