@@ -2123,7 +2123,7 @@ mod tests {
         )
         .unwrap();
         let error = credentials_for("r.test", &home.environment()).unwrap_err();
-        let text = chain(&error);
+        let text = crate::http::retry::render_chain(&error);
         assert!(
             text.contains("config.json") && text.contains("line 1 column"),
             "{text}"
@@ -2135,7 +2135,9 @@ mod tests {
             format!("{{\"auths\": {{\"r.test\": \"{PASSWORD}\"}}}}"),
         )
         .unwrap();
-        let text = chain(&credentials_for("r.test", &home.environment()).unwrap_err());
+        let text = crate::http::retry::render_chain(
+            &credentials_for("r.test", &home.environment()).unwrap_err(),
+        );
         assert!(text.contains("a value of the wrong type"), "{text}");
         assert!(!text.contains(PASSWORD), "{text}");
     }
@@ -2571,18 +2573,6 @@ mod tests {
         assert!(error.to_string().contains("not an http(s) URL"), "{error}");
     }
 
-    /// The whole chain of an error, as the CLI prints it.
-    fn chain(error: &dyn std::error::Error) -> String {
-        let mut text = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text
-    }
-
     #[test]
     fn ok_no_panic_on_hostile_challenges() {
         let seeds = [
@@ -2624,14 +2614,14 @@ mod tests {
                         for matching in [KeyMatch::Host, KeyMatch::HostOnly] {
                             if let Err(error) = from_auths(&config, path, registry, &host, matching)
                             {
-                                let text = chain(&error);
+                                let text = crate::http::retry::render_chain(&error);
                                 assert!(!text.contains(PASSWORD), "{text}");
                             }
                         }
                     }
                 }
                 Err(error) => {
-                    let text = chain(&error);
+                    let text = crate::http::retry::render_chain(&error);
                     assert!(text.contains("config.json"), "{text}");
                     assert!(!text.contains(PASSWORD), "a secret in an error: {text}");
                 }
