@@ -25,3 +25,9 @@ pub mod repro;
 pub mod source;
 pub mod untrusted;
 pub mod wheel;
+
+/// The project's one mutator for no-panic property tests, shared with the integration
+/// tests (one file, so both mutate alike).
+#[cfg(test)]
+#[path = "../tests/mutate_support/mod.rs"]
+pub(crate) mod mutate;

@@ -579,6 +579,106 @@ mod tests {
         }
     }
 
+    /// Point every descriptor in `value` that names `old` at `new` instead.
+    fn repoint(value: &mut serde_json::Value, old: &str, new: &Descriptor) {
+        match value {
+            serde_json::Value::Object(object) => {
+                if object.get("digest").and_then(|digest| digest.as_str()) == Some(old) {
+                    object.insert("digest".into(), new.digest.oci().into());
+                    object.insert("size".into(), new.size.into());
+                }
+                object
+                    .values_mut()
+                    .for_each(|child| repoint(child, old, new));
+            }
+            serde_json::Value::Array(items) => {
+                items.iter_mut().for_each(|child| repoint(child, old, new));
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn ok_no_panic_on_hostile_index_manifest_and_config() {
+        // A layout: index.json -> inner index -> (amd64 OCI image, arm64 Docker image).
+        let (folder, template, _) = setup();
+        let amd64 = platform("linux", "amd64", None);
+        let arm64 = platform("linux", "arm64", Some("v8"));
+        let manifest = put_image(&template, &amd64, "etc/a", false);
+        let other = put_image(&template, &arm64, "etc/b", true);
+        let inner = put_index(&template, &[manifest.clone(), other]);
+        finish_layout(&template, &[tagged(&inner, "latest")]);
+        let blob = |digest: &Sha256Digest| {
+            fs_err::read(template.join("blobs/sha256").join(digest.hex())).unwrap()
+        };
+        let manifest_bytes = blob(&manifest.digest);
+        let manifest_value: serde_json::Value = serde_json::from_slice(&manifest_bytes).unwrap();
+        let config: Descriptor = serde_json::from_value(manifest_value["config"].clone()).unwrap();
+        // The chain from the config up: (bytes, digest as written in its parent).
+        let chain = [
+            (blob(&config.digest), config.digest.oci()),
+            (manifest_bytes, manifest.digest.oci()),
+            (blob(&inner.digest), inner.digest.oci()),
+            (
+                fs_err::read(template.join("index.json")).unwrap(),
+                String::new(),
+            ),
+        ];
+        let cache = Cache::open(&folder.path().join("mutated-cache")).unwrap();
+        let layout = folder.path().join("mutated");
+        // The template, with `bytes` in place of the document at `level` and its parents
+        // re-pointed at it, so it is verified and then parsed.
+        let rebuild = |level: usize, bytes: &[u8]| {
+            let _ = fs_err::remove_dir_all(&layout);
+            fs_err::create_dir_all(layout.join("blobs/sha256")).unwrap();
+            for entry in fs_err::read_dir(template.join("blobs/sha256")).unwrap() {
+                let entry = entry.unwrap();
+                fs_err::copy(
+                    entry.path(),
+                    layout.join("blobs/sha256").join(entry.file_name()),
+                )
+                .unwrap();
+            }
+            fs_err::copy(template.join("oci-layout"), layout.join("oci-layout")).unwrap();
+            let mut current = bytes.to_vec();
+            for above in level + 1..chain.len() {
+                let written = Descriptor::of_bytes("x", &current);
+                fs_err::write(
+                    layout.join("blobs/sha256").join(written.digest.hex()),
+                    &current,
+                )
+                .unwrap();
+                let mut parent: serde_json::Value =
+                    serde_json::from_slice(&chain[above].0).unwrap();
+                repoint(&mut parent, &chain[above - 1].1, &written);
+                current = serde_json::to_vec(&parent).unwrap();
+            }
+            fs_err::write(layout.join("index.json"), &current).unwrap();
+        };
+        for (level, name) in ["config", "manifest", "inner index", "index.json"]
+            .into_iter()
+            .enumerate()
+        {
+            // Re-serialized but unchanged, the layout reads: mutations reach the parser.
+            let same = serde_json::to_vec(
+                &serde_json::from_slice::<serde_json::Value>(&chain[level].0).unwrap(),
+            )
+            .unwrap();
+            rebuild(level, &same);
+            read_base(&oci(&layout, Some("latest")), Some(&amd64), &cache).unwrap();
+            crate::mutate::assert_no_panic(name, [chain[level].0.clone()], 300, |bytes| {
+                rebuild(level, bytes);
+                for wanted in [None, Some(&amd64), Some(&arm64)] {
+                    for tag in [None, Some("latest")] {
+                        if let Err(error) = read_base(&oci(&layout, tag), wanted, &cache) {
+                            assert!(!error.to_string().is_empty());
+                        }
+                    }
+                }
+            });
+        }
+    }
+
     #[test]
     fn ok_reads_tagged_docker_image_into_cache() {
         let (_folder, layout, cache) = setup();

@@ -939,6 +939,55 @@ mod tests {
     }
 
     #[test]
+    fn ok_no_panic_on_hostile_base_layers() {
+        // Real shapes: links through folders, link cycles, hardlinks, whiteouts, opaque
+        // folders, the version strings detection scans for.
+        let debian = tar_bytes(&[
+            Directory("usr/"),
+            Directory("usr/lib/x86_64-linux-gnu/"),
+            File("usr/lib/x86_64-linux-gnu/libc.so.6", LIBC_236),
+            Symlink("lib", "usr/lib"),
+            File("usr/bin/python3.11", PYTHON_3112),
+            Symlink("usr/bin/python3", "python3.11"),
+            Hardlink("usr/bin/python", "usr/bin/python3.11"),
+            File("usr/lib/python3.11/os.py", b"import abc"),
+            File(
+                "usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0",
+                b"\x003.11.2\x00",
+            ),
+        ]);
+        let hostile = tar_bytes(&[
+            Symlink("usr/local/bin/python3", "../../local/bin/python3"),
+            Symlink("usr/bin/python3", "/usr/bin/python3.12"),
+            Symlink("usr/bin/python3.12", "python3"),
+            File("usr/local/bin/.wh..wh..opq", b""),
+            File("usr/bin/.wh.python3.11", b""),
+            File("lib/ld-musl-x86_64.so.1", b"\x001.2.4\x00"),
+            File("usr/lib/libc-2.17.so", b""),
+        ]);
+        let folder = tempfile::tempdir().unwrap();
+        let first = folder.path().join("first");
+        let second = folder.path().join("second");
+        fs_err::write(&first, &debian).unwrap();
+        crate::mutate::assert_no_panic("base layers", [debian, hostile], 1500, |bytes| {
+            // The mutated layer on top of a good one, plain and gzip-compressed.
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            encoder.write_all(bytes).unwrap();
+            for layer in [bytes.to_vec(), encoder.finish().unwrap()] {
+                fs_err::write(&second, &layer).unwrap();
+                let layers = [first.clone(), second.clone()];
+                for interpreter in [None, Some("/usr/bin/python3")] {
+                    if let Err(error) = detect_base(&[], &layers, interpreter) {
+                        let message = error.to_string();
+                        assert!(!message.is_empty());
+                    }
+                }
+            }
+        });
+    }
+
+    #[test]
     fn ok_debian_layout_with_whiteouts() {
         let mut layers = Layers::new();
         layers

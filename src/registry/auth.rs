@@ -122,15 +122,15 @@ pub enum AuthError {
     },
     /// A credentials file is not the JSON it should be.
     #[error(
-        "credentials file `{}` is not valid docker `config.json` / `auth.json` JSON: fix it, or log in again to rewrite it",
+        "credentials file `{}` is not valid docker `config.json` / `auth.json` JSON ({problem}): fix it, or log in again to rewrite it",
         path.display()
     )]
     ConfigInvalid {
         /// The file.
         path: PathBuf,
-        /// The JSON error (position only, never content).
-        #[source]
-        source: serde_json::Error,
+        /// What is wrong and where, never the file's content: a JSON error can quote a
+        /// value, and the value may be a password.
+        problem: String,
     },
     /// An `auth` value is not base64 of `user:password`.
     #[error(
@@ -494,18 +494,14 @@ pub fn store_login(
         .docker_config_file()
         .ok_or(AuthError::ConfigLocationUnknown)?;
     let mut config = match fs_err::read(&path) {
-        Ok(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|source| {
-            AuthError::ConfigInvalid {
-                path: path.clone(),
-                source,
-            }
-        })?,
+        Ok(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes)
+            .map_err(|error| config_invalid(&path, &error))?,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
         Err(source) => return Err(AuthError::ConfigUnreadable { path, source }),
     };
     let invalid = |path: &Path| AuthError::ConfigInvalid {
         path: path.to_path_buf(),
-        source: serde::de::Error::custom("expected an object with an `auths` object"),
+        problem: "expected an object with an `auths` object".to_string(),
     };
     let root = config.as_object_mut().ok_or_else(|| invalid(&path))?;
     let host = normalize_host(registry);
@@ -544,10 +540,7 @@ pub fn store_login(
         serde_json::Value::String(BASE64.encode(format!("{username}:{password}").as_bytes())),
     );
     let mut text =
-        serde_json::to_vec_pretty(&config).map_err(|source| AuthError::ConfigInvalid {
-            path: path.clone(),
-            source,
-        })?;
+        serde_json::to_vec_pretty(&config).map_err(|error| config_invalid(&path, &error))?;
     text.push(b'\n');
     write_private(&path, &text)?;
     Ok(path)
@@ -592,15 +585,32 @@ fn read_config(path: &Path) -> Result<Option<DockerConfig>, AuthError> {
             });
         }
     };
+    parse_config(&bytes, path).map(Some)
+}
+
+/// Parse the bytes of a credentials file read from `path` (named in errors); an empty
+/// file is an empty config, as the docker CLI treats it.
+fn parse_config(bytes: &[u8], path: &Path) -> Result<DockerConfig, AuthError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Some(DockerConfig::default()));
+        return Ok(DockerConfig::default());
     }
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|source| AuthError::ConfigInvalid {
-            path: path.to_path_buf(),
-            source,
-        })
+    serde_json::from_slice(bytes).map_err(|error| config_invalid(path, &error))
+}
+
+/// The error for a credentials file that `error` says is not valid: the kind of problem
+/// and its position only, since serde's message can quote a value (a password).
+fn config_invalid(path: &Path, error: &serde_json::Error) -> AuthError {
+    use serde_json::error::Category;
+    let kind = match error.classify() {
+        Category::Syntax => "a syntax error",
+        Category::Data => "a value of the wrong type",
+        Category::Eof => "the file ends early",
+        Category::Io => "a read error",
+    };
+    AuthError::ConfigInvalid {
+        path: path.to_path_buf(),
+        problem: format!("{kind} at line {} column {}", error.line(), error.column()),
+    }
 }
 
 /// How `auths` / `credHelpers` keys are matched against a registry.
@@ -2113,9 +2123,23 @@ mod tests {
         )
         .unwrap();
         let error = credentials_for("r.test", &home.environment()).unwrap_err();
-        assert!(error.to_string().contains("config.json"));
-        let chain = format!("{error} {}", std::error::Error::source(&error).unwrap());
-        assert!(!chain.contains(PASSWORD), "{chain}");
+        let text = crate::http::retry::render_chain(&error);
+        assert!(
+            text.contains("config.json") && text.contains("line 1 column"),
+            "{text}"
+        );
+        assert!(!text.contains(PASSWORD), "{text}");
+        // A value of the wrong type: serde would quote it.
+        fs_err::write(
+            folder.join("config.json"),
+            format!("{{\"auths\": {{\"r.test\": \"{PASSWORD}\"}}}}"),
+        )
+        .unwrap();
+        let text = crate::http::retry::render_chain(
+            &credentials_for("r.test", &home.environment()).unwrap_err(),
+        );
+        assert!(text.contains("a value of the wrong type"), "{text}");
+        assert!(!text.contains(PASSWORD), "{text}");
     }
 
     #[test]
@@ -2547,6 +2571,62 @@ mod tests {
             .await
             .unwrap_err();
         assert!(error.to_string().contains("not an http(s) URL"), "{error}");
+    }
+
+    #[test]
+    fn ok_no_panic_on_hostile_challenges() {
+        let seeds = [
+            r#"Bearer realm="https://auth.example.test/token",service="registry.example.test",scope="repository:a/b:pull,push""#,
+            r#"Basic realm="x", Bearer realm="http://127.0.0.1:1/t", error="insufficient_scope""#,
+            r#"Newauth realm="apps", type=1, title="Login to \"apps\"", Basic realm="simple""#,
+            "Bearer abc.def==, Basic",
+        ];
+        crate::mutate::assert_no_panic("www-authenticate", seeds, 4000, |bytes| {
+            let text = String::from_utf8_lossy(bytes);
+            if let Ok(challenges) = parse_challenges(&text) {
+                // Every scheme is a token, lowercase, never empty.
+                for challenge in challenges {
+                    assert!(!challenge.scheme.is_empty());
+                    assert_eq!(challenge.scheme, challenge.scheme.to_ascii_lowercase());
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn ok_no_panic_on_hostile_credential_files_and_no_secret_in_errors() {
+        let seed = serde_json::json!({
+            "auths": {
+                "https://r.test/v1/": {"auth": b64(&format!("url-user:{PASSWORD}"))},
+                "plain.test:5000": {"username": "field-user", "password": PASSWORD},
+                "token.test": {"identitytoken": PASSWORD}
+            },
+            "credsStore": "desktop",
+            "credHelpers": {"helper.test": "ecr-login"}
+        })
+        .to_string();
+        let path = Path::new("/home/ci/.docker/config.json");
+        crate::mutate::assert_no_panic("docker-config", [seed], 4000, |bytes| {
+            match parse_config(bytes, path) {
+                Ok(config) => {
+                    for registry in ["r.test", "plain.test:5000", "token.test", "docker.io"] {
+                        let host = normalize_host(registry);
+                        for matching in [KeyMatch::Host, KeyMatch::HostOnly] {
+                            if let Err(error) = from_auths(&config, path, registry, &host, matching)
+                            {
+                                let text = crate::http::retry::render_chain(&error);
+                                assert!(!text.contains(PASSWORD), "{text}");
+                            }
+                        }
+                    }
+                }
+                Err(error) => {
+                    let text = crate::http::retry::render_chain(&error);
+                    assert!(text.contains("config.json"), "{text}");
+                    assert!(!text.contains(PASSWORD), "a secret in an error: {text}");
+                }
+            }
+        });
     }
 
     #[test]

@@ -164,7 +164,4 @@ pub(crate) fn rename_in_zip(mut bytes: Vec<u8>, from: &str, to: &str) -> Vec<u8>
     bytes
 }
 
-/// Byte-level mutations for the no-panic property tests, shared with the integration
-/// tests (one file, so both mutate alike).
-#[path = "../../tests/mutate_support/mod.rs"]
-pub(crate) mod mutate;
+pub(crate) use crate::mutate;

@@ -4,8 +4,11 @@
 //! zip member's headers or of the end of central directory (sizes, counts, offsets, name
 //! lengths: the fields a byte flip rarely hits, and the ones that size allocations), and
 //! the proptest settings every such test uses (a fixed seed, bounded cases, nothing
-//! written into the source tree). Shared by the unit tests (`src/wheel/testing.rs`
-//! includes this file) and the integration tests.
+//! written into the source tree). For text formats there are also the edits hostile
+//! files use: thousands of nested brackets and tokens of some format in the wrong place
+//! ([`text_mutation`]), and [`assert_no_panic`] runs a parser over them. The one mutator
+//! of the project: the unit tests include this file (`src/lib.rs`, `mod mutate`) and so
+//! do the integration tests.
 
 #![allow(dead_code)]
 
@@ -32,7 +35,91 @@ pub enum Mutation {
     Short(Index, u16),
     /// Copy a slice of the input over another place.
     Copy(Index, Index, usize),
+    /// Insert this opening bracket `depth` times (and, if `closed`, as many closing ones).
+    Nest {
+        /// Where.
+        at: Index,
+        /// The opening bracket.
+        open: &'static str,
+        /// The closing bracket.
+        close: &'static str,
+        /// How many.
+        depth: usize,
+        /// Whether the closing ones follow.
+        closed: bool,
+    },
+    /// Insert a text some format gives meaning to, or a number no field expects.
+    Token(Index, &'static str),
 }
+
+/// Texts with meaning in some format, or numbers no field expects.
+const TOKENS: &[&str] = &[
+    "99999999999999999999999999999",
+    "18446744073709551616",
+    "-1",
+    "1e999",
+    "NaN",
+    "\u{1b}[31m",
+    "\u{202e}",
+    "\n[[packages]]\nname = \"",
+    "\n[[package]]\nname = \"",
+    "\n[metadata]\nlock-version = \"",
+    "\"_meta\": {",
+    "{\"files\": [",
+    "{\"schemaVersion\": 2, \"manifests\": [",
+    "\"mediaType\": \"application/vnd.oci.image.index.v1+json\"",
+    "\"digest\": \"sha256:",
+    "\"size\": -1",
+    "\"rootfs\": {\"diff_ids\": [",
+    "extra == '",
+    " and ",
+    " or ",
+    "'x' in extras",
+    " ; ",
+    " @ ",
+    "==",
+    "===",
+    "://",
+    "file:///",
+    "http://user:pass@127.0.0.1:99999/",
+    "%",
+    "%ff",
+    "${HOME}",
+    "\\\n",
+    "-r ",
+    "-c ",
+    "--hash=sha256:",
+    "--index-url ",
+    "sha256:",
+    "<a href=\"",
+    "<base href=\"",
+    "<!--",
+    "&#",
+    "&#x110000;",
+    "&amp",
+    "machine ",
+    "macdef x\n",
+    "[global]\nindex-url = ",
+    "Bearer realm=\"",
+    ", Basic ",
+    "=\"\\\"",
+    "\n  ",
+    "//[",
+    "//host",
+    "..",
+];
+
+/// Brackets of the formats envbuild reads.
+const OPENERS: &[(&str, &str)] = &[
+    ("(", ")"),
+    ("[", "]"),
+    ("{", "}"),
+    ("[[", "]]"),
+    ("{\"a\":", "}"),
+    ("x = [", "]"),
+    ("a = {b=", "}"),
+    ("<a>", "</a>"),
+];
 
 /// Values that break size and count fields.
 const WORDS: &[u32] = &[
@@ -83,6 +170,71 @@ pub fn mutations(max: usize) -> impl Strategy<Value = Vec<Mutation>> {
     proptest::collection::vec(mutation(), 1..=max)
 }
 
+/// One mutation of a text format: a byte edit, deep nesting or a misplaced token.
+pub fn text_mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        6 => mutation(),
+        1 => (
+            any::<Index>(),
+            proptest::sample::select(OPENERS),
+            prop_oneof![1..40usize, 1..25_000usize],
+            any::<bool>()
+        )
+            .prop_map(|(at, (open, close), depth, closed)| Mutation::Nest {
+                at,
+                open,
+                close,
+                depth,
+                closed
+            }),
+        3 => (any::<Index>(), proptest::sample::select(TOKENS))
+            .prop_map(|(at, token)| Mutation::Token(at, token)),
+    ]
+}
+
+/// Run `parse` over `cases` hostile variations of `seeds` (more with
+/// `ENVBUILD_HOSTILE_CASES`), each seed changed by up to eight [`text_mutation`]s, with a
+/// seed derived from `name`: the same inputs on every run, so a failure reproduces.
+/// `parse` returns nothing; a panic fails the test with the input that caused it, and a
+/// stack overflow aborts the test process, which fails the run as well.
+pub fn assert_no_panic<S: AsRef<[u8]>>(
+    name: &str,
+    seeds: impl IntoIterator<Item = S>,
+    cases: u32,
+    parse: impl Fn(&[u8]),
+) {
+    let seeds: Vec<Vec<u8>> = seeds
+        .into_iter()
+        .map(|seed| seed.as_ref().to_vec())
+        .collect();
+    assert!(!seeds.is_empty(), "{name}: no seeds");
+    let cases = std::env::var("ENVBUILD_HOSTILE_CASES")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(cases);
+    // One stream per parser (FNV-1a of its name), the same on every run.
+    let seed = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    let mut runner = proptest::test_runner::TestRunner::new(config(cases, seed));
+    let started = std::time::Instant::now();
+    let inputs = (
+        proptest::sample::select(seeds),
+        proptest::collection::vec(text_mutation(), 0..8),
+    )
+        .prop_map(|(seed, mutations)| apply(seed, &mutations));
+    if let Err(error) = runner.run(&inputs, |input| {
+        parse(&input);
+        Ok(())
+    }) {
+        panic!("{name}: a hostile input made the parser panic: {error}");
+    }
+    eprintln!(
+        "{name}: {cases} hostile inputs in {:.1?}",
+        started.elapsed()
+    );
+}
+
 /// Apply `mutations` in order.
 pub fn apply(mut bytes: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
     for mutation in mutations {
@@ -121,6 +273,24 @@ pub fn apply(mut bytes: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
                     let slice = bytes[from..end].to_vec();
                     write(&mut bytes, Some(to), &slice);
                 }
+            }
+            Mutation::Nest {
+                at,
+                open,
+                close,
+                depth,
+                closed,
+            } => {
+                let at = at.index(len + 1);
+                let mut nested = open.repeat(*depth).into_bytes();
+                if *closed {
+                    nested.extend(close.repeat(*depth).into_bytes());
+                }
+                bytes.splice(at..at, nested);
+            }
+            Mutation::Token(index, token) => {
+                let at = index.index(len + 1);
+                bytes.splice(at..at, token.bytes());
             }
         }
     }
