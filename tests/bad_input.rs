@@ -641,13 +641,19 @@ fn package_with_only_windows_and_macos_wheels_names_the_target_and_the_offered_w
 
 #[test]
 fn sdist_only_package_says_a_wheel_is_needed() {
+    // With source builds off (`--no-build`); tests/source_builds.rs builds sdists.
     let case = Case::new();
     let lock = case.write(
         "pylock.toml",
         &lockfile(&[sdist_only_package("sdistonly", "2.0")]),
     );
 
-    let err = failure(&case.image(&lock, &case.layout_output("t")).output());
+    let err = failure(
+        &case
+            .image(&lock, &case.layout_output("t"))
+            .arg("--no-build")
+            .output(),
+    );
     assert_mentions(
         &err,
         &["`sdistonly` 2.0", "sdist", "sdistonly-2.0.tar.gz", "wheel"],
@@ -676,7 +682,12 @@ fn two_bad_packages_are_both_listed_in_one_error() {
         ]),
     );
 
-    let err = failure(&case.image(&lock, &case.layout_output("t")).output());
+    let err = failure(
+        &case
+            .image(&lock, &case.layout_output("t"))
+            .arg("--no-build")
+            .output(),
+    );
     assert_mentions(
         &err,
         &[

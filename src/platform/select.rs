@@ -4,7 +4,8 @@
 //! A wheel's priority is the best (lowest) index, over its expanded tags, in the
 //! target's [`TagSet`]; the wheel with the best priority wins, ties going to the higher
 //! build tag and then to the smaller file name, so the choice never depends on lock
-//! order (standards §4.4). envbuild installs wheels only: sdists, VCS checkouts, source
+//! order (standards §4.4). Sources that need a build reach this module only when the
+//! `source` stage did not build them (`--no-build`): sdists, VCS checkouts, source
 //! trees and non-wheel archives need a build backend and the target interpreter, so
 //! they are reported, never skipped. Every problem of every package is collected
 //! before failing, so one run shows everything to fix.
@@ -95,7 +96,7 @@ pub enum SelectProblem {
         "{}: no wheel in the lockfile is compatible with the target; the lockfile offers {}{}; the target's most preferred tags are {}, …; lock a wheel built for this target, or choose a target the offered wheels support (`--python`, `--platform`, `--glibc`/`--musl`)",
         package_label(name, version.as_deref()),
         list_offered(offered),
-        if *has_sdist { " (and an sdist, but envbuild does not build from source)" } else { "" },
+        if *has_sdist { " (and an sdist, not built: source builds are off for it, `--no-build` or `--no-build-package`)" } else { "" },
         backticked(preferred)
     )]
     NoCompatibleWheel {
@@ -112,7 +113,7 @@ pub enum SelectProblem {
     },
     /// Only sources that need a build are locked.
     #[error(
-        "{}: the lockfile has {source_kind}, but envbuild installs wheels only and does not build from source; {}",
+        "{}: the lockfile has {source_kind}, which needs a source build, and source builds are off for it (`--no-build` or `--no-build-package`; of version-control systems only git is built); drop that flag to build it, or {}",
         package_label(name, version.as_deref()),
         source_kind.hint()
     )]
@@ -615,10 +616,10 @@ mod tests {
             "{message}"
         );
         assert!(
-            message.contains("and an sdist, but envbuild does not build from source"),
+            message.contains("and an sdist, not built: source builds are off"),
             "{message}"
         );
-        assert!(message.contains("`sdistonly` 0.1: the lockfile has only an sdist (`sdistonly-0.1.tar.gz`), but envbuild installs wheels only"), "{message}");
+        assert!(message.contains("`sdistonly` 0.1: the lockfile has only an sdist (`sdistonly-0.1.tar.gz`), which needs a source build, and source builds are off"), "{message}");
         assert!(
             message.contains(
                 "`nohash` 1.0: the chosen wheel `nohash-1.0-py3-none-any.whl` has no sha256 hash"

@@ -269,14 +269,20 @@ enum Tree {
     Directory(PathBuf),
 }
 
-/// The source a package needs built, or `None` when it has a wheel (or no build is
-/// possible, which wheel selection then reports).
-fn needs_build(package: &LockedPackage) -> Option<Tree> {
+/// The source a package needs built for `target`, or `None` when a locked wheel serves
+/// it (or no build is possible, which wheel selection then reports).
+fn needs_build(package: &LockedPackage, target: &Target) -> Option<Tree> {
     match &package.source {
+        // No wheel, or none that serves the target: the sdist.
         PackageSource::Distributions {
             wheels,
             sdist: Some(sdist),
-        } if wheels.is_empty() => Some(Tree::Sdist(sdist.clone())),
+        } if wheels.is_empty()
+            || crate::platform::select::choose_wheels(std::slice::from_ref(package), target)
+                .is_err() =>
+        {
+            Some(Tree::Sdist(sdist.clone()))
+        }
         PackageSource::Archive(archive) if !archive.filename.ends_with(".whl") => {
             Some(Tree::Sdist(archive.clone()))
         }
@@ -314,7 +320,7 @@ pub async fn build_sources(
         .iter()
         .enumerate()
         .filter(|(_, package)| !options.no_build_packages.contains(&package.name))
-        .filter_map(|(position, package)| Some((position, needs_build(package)?)))
+        .filter_map(|(position, package)| Some((position, needs_build(package, target)?)))
         .collect();
     if wanted.is_empty() {
         return Ok((packages, Vec::new()));
