@@ -403,3 +403,75 @@ fn err_sdist_with_another_hash_and_git_at_a_missing_commit() {
     );
     assert!(!work.join("out").exists());
 }
+
+/// `uv` in `dir`, seeing no user or system configuration and no index from the
+/// environment, with a private cache and no Python downloads.
+fn uv(dir: &Path, cache: &Path) -> Command {
+    common::require_tool("uv");
+    let mut command = Command::new("uv");
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("UV_") || name.starts_with("PIP_") {
+            command.env_remove(name.as_ref());
+        }
+    }
+    command
+        .env("UV_NO_CONFIG", "1")
+        .env("UV_CACHE_DIR", cache)
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .env("UV_NO_PROGRESS", "1")
+        .current_dir(dir);
+    command
+}
+
+#[test]
+fn ok_uv_workspace_member_is_built_from_its_folder_and_its_script_runs() {
+    let scratch = scratch_dir("source-uv");
+    let work = scratch.path();
+    let wheels = IndexServer::start(&fixtures().wheels);
+    let build_index = IndexServer::start(&backends());
+
+    // A virtual workspace root that depends on its `app` member, the project's code.
+    fs_err::write(
+        work.join("pyproject.toml"),
+        "[project]\nname = \"service\"\nversion = \"0.1.0\"\nrequires-python = \">=3.11\"\ndependencies = [\"app\"]\n\n[tool.uv.workspace]\nmembers = [\"packages/app\"]\n\n[tool.uv.sources]\napp = { workspace = true }\n",
+    )
+    .unwrap();
+    let app = work.join("packages/app");
+    fs_err::create_dir_all(app.join("app")).unwrap();
+    fs_err::write(
+        app.join("pyproject.toml"),
+        "[build-system]\nrequires = [\"flit_core>=3.4,<4\"]\nbuild-backend = \"flit_core.buildapi\"\n\n[project]\nname = \"app\"\nversion = \"0.2.0\"\ndescription = \"The service's own code.\"\nrequires-python = \">=3.11\"\ndependencies = [\"pyyaml==6.0.4\"]\n\n[project.scripts]\napp-hello = \"app:main\"\n",
+    )
+    .unwrap();
+    fs_err::write(
+        app.join("app/__init__.py"),
+        "\"\"\"The service's own code.\"\"\"\nimport yaml\n\n\ndef main():\n    print(yaml.safe_dump({\"app\": \"built from its folder\"}).strip())\n",
+    )
+    .unwrap();
+    run_ok(uv(work, &work.join("uv-cache")).args([
+        "lock",
+        "--quiet",
+        "--default-index",
+        &wheels.url,
+    ]));
+
+    let image = format!("oci:{}:app", work.join("out").display());
+    let output = build(
+        &work.join("uv.lock"),
+        &image,
+        &work.join("cache"),
+        &build_index.url,
+        &[],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let built = report["built_from_source"].as_array().unwrap();
+    assert_eq!(built.len(), 1, "{built:?}");
+    assert_eq!(built[0]["name"], "app");
+    assert_eq!(built[0]["wheel"], "app-0.2.0-py3-none-any.whl");
+    assert_eq!(
+        podman_run_ok(&image, &["app-hello"]).trim(),
+        "app: built from its folder"
+    );
+}
