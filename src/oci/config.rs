@@ -43,6 +43,9 @@ pub(crate) fn assemble_config(
     let base_env = string_list(process.get("Env"), "config.Env")?;
     let env = merge_env(&base_env, &settings.venv, &settings.env);
     process.insert("Env".to_string(), json!(env));
+    if settings.entrypoint.is_none() && settings.cmd.is_none() {
+        point_at_venv_python(process, &settings.venv);
+    }
     if let Some(entrypoint) = &settings.entrypoint {
         process.insert("Entrypoint".to_string(), json!(entrypoint));
         // As Docker does: a new entrypoint drops the base's Cmd, which was written as
@@ -195,6 +198,37 @@ impl Environment {
     }
 }
 
+/// A base `Entrypoint` or `Cmd` that starts the base's own Python by its absolute path
+/// (`/usr/local/bin/python3`) would run without the installed packages: it is pointed at
+/// the venv's `python`, keeping its arguments. A bare `python3` already finds the venv's
+/// first on `PATH`; `--entrypoint`/`--cmd` win over both.
+fn point_at_venv_python(process: &mut serde_json::Map<String, Value>, venv: &str) {
+    let venv_python = format!("{}/bin/python", venv.trim_end_matches('/'));
+    // Only the first of Entrypoint and Cmd runs a program.
+    let has_entrypoint =
+        matches!(process.get("Entrypoint"), Some(Value::Array(items)) if !items.is_empty());
+    let key = if has_entrypoint { "Entrypoint" } else { "Cmd" };
+    let Some(Value::Array(items)) = process.get_mut(key) else {
+        return;
+    };
+    let Some(Value::String(first)) = items.first_mut() else {
+        return;
+    };
+    let Some((folder, name)) = first.rsplit_once('/') else {
+        return;
+    };
+    let Some(version) = name.strip_prefix("python") else {
+        return;
+    };
+    let is_python = version.split('.').count() <= 2
+        && version
+            .split('.')
+            .all(|part| part.bytes().all(|byte| byte.is_ascii_digit()));
+    if is_python && !folder.is_empty() && !first.starts_with(&format!("{venv}/")) {
+        *first = venv_python;
+    }
+}
+
 /// The new image's `Env`: the base's, with the venv's `bin` first on PATH (once),
 /// `VIRTUAL_ENV`, then the settings' variables, later ones winning.
 fn merge_env(base: &[String], venv: &str, settings: &[(String, String)]) -> Vec<String> {
@@ -228,6 +262,41 @@ mod tests {
 
     fn strings(items: &[&str]) -> Vec<String> {
         items.iter().map(|item| item.to_string()).collect()
+    }
+
+    #[test]
+    fn ok_base_python_by_path_becomes_the_venv_python() {
+        let run = |entrypoint: Value, cmd: Value| {
+            let mut process = serde_json::Map::new();
+            if !entrypoint.is_null() {
+                process.insert("Entrypoint".into(), entrypoint);
+            }
+            process.insert("Cmd".into(), cmd);
+            point_at_venv_python(&mut process, "/opt/venv");
+            (process.get("Entrypoint").cloned(), process["Cmd"].clone())
+        };
+        assert_eq!(
+            run(Value::Null, json!(["/usr/local/bin/python3", "-i"])).1,
+            json!(["/opt/venv/bin/python", "-i"])
+        );
+        assert_eq!(
+            run(Value::Null, json!(["/usr/bin/python3.11"])).1,
+            json!(["/opt/venv/bin/python"])
+        );
+        // A bare name finds the venv on PATH; other programs are kept.
+        assert_eq!(run(Value::Null, json!(["python3"])).1, json!(["python3"]));
+        assert_eq!(
+            run(Value::Null, json!(["/bin/bash"])).1,
+            json!(["/bin/bash"])
+        );
+        assert_eq!(
+            run(Value::Null, json!(["/usr/bin/python3-config"])).1,
+            json!(["/usr/bin/python3-config"])
+        );
+        // The entrypoint runs; the Cmd is its arguments.
+        let (entrypoint, cmd) = run(json!(["/usr/bin/python3"]), json!(["/usr/bin/python3"]));
+        assert_eq!(entrypoint, Some(json!(["/opt/venv/bin/python"])));
+        assert_eq!(cmd, json!(["/usr/bin/python3"]));
     }
 
     #[test]
