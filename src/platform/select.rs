@@ -88,16 +88,33 @@ impl fmt::Display for NonWheelSource {
     }
 }
 
+/// For offered wheels tagged plain `linux_<arch>` (built on one machine, no manylinux
+/// promise), the flag that accepts them.
+fn linux_tag_hint(offered: &[String]) -> &'static str {
+    let plain_linux = offered.iter().any(|filename| {
+        filename
+            .strip_suffix(".whl")
+            .and_then(|stem| stem.rsplit('-').next())
+            .is_some_and(|platforms| platforms.split('.').any(|tag| tag.starts_with("linux_")))
+    });
+    if plain_linux {
+        "; a `linux_<arch>` wheel is accepted only with `--allow-linux-tag` (it promises no glibc compatibility: use it for wheels built for this base)"
+    } else {
+        ""
+    }
+}
+
 /// Why no wheel could be chosen for one package.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SelectProblem {
     /// The lock offers wheels, but none has a tag the target supports.
     #[error(
-        "{}: no wheel in the lockfile is compatible with the target; the lockfile offers {}{}; the target's most preferred tags are {}, …; lock a wheel built for this target, or choose a target the offered wheels support (`--python`, `--platform`, `--glibc`/`--musl`)",
+        "{}: no wheel in the lockfile is compatible with the target; the lockfile offers {}{}; the target's most preferred tags are {}, …; lock a wheel built for this target, or choose a target the offered wheels support (`--python`, `--platform`, `--glibc`/`--musl`){}",
         package_label(name, version.as_deref()),
         list_offered(offered),
         if *has_sdist { " (and an sdist, not built: source builds are off for it, `--no-build` or `--no-build-package`)" } else { "" },
-        backticked(preferred)
+        backticked(preferred),
+        linux_tag_hint(offered)
     )]
     NoCompatibleWheel {
         /// The package.
@@ -497,6 +514,30 @@ mod tests {
             chosen_filenames(&[package("markupsafe", "2.1.3", &wheels, None)]),
             wheels
         );
+    }
+
+    #[test]
+    fn err_plain_linux_wheel_mentions_allow_linux_tag() {
+        let packages = [package(
+            "local",
+            "1.0",
+            &["local-1.0-cp311-cp311-linux_x86_64.whl"],
+            None,
+        )];
+        let message = choose_wheels(&packages, &target("3.11", "linux/amd64", "glibc 2.36"))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("`--allow-linux-tag`"), "{message}");
+        let packages = [package(
+            "win",
+            "1.0",
+            &["win-1.0-cp311-cp311-win_amd64.whl"],
+            None,
+        )];
+        let message = choose_wheels(&packages, &target("3.11", "linux/amd64", "glibc 2.36"))
+            .unwrap_err()
+            .to_string();
+        assert!(!message.contains("--allow-linux-tag"), "{message}");
     }
 
     #[test]
