@@ -225,6 +225,7 @@ fn every_image_flag_has_a_key() {
         ("annotation", "annotations"),
         ("extra-index-url", "extra-index-urls"),
         ("insecure-registry", "insecure-registries"),
+        ("no-build-package", "no-build-packages"),
     ];
     let missing: Vec<&String> = flags
         .iter()
