@@ -711,31 +711,36 @@ fn resolve_image(settings: &ImageConfig, epoch: SourceDateEpoch) -> Result<Image
             Bytecode::Off
         },
         allow_conflicts: settings.allow_conflicts.unwrap_or(false),
-        source: SourceOptions {
-            no_build: settings.no_build.unwrap_or(false),
-            no_build_packages: settings
-                .no_build_packages
-                .iter()
-                .flatten()
-                .map(|name| {
-                    name.parse::<envbuild::lock::PackageName>()
-                        .map_err(|error| {
-                            anyhow::anyhow!(
-                                "`--no-build-package {name}` is not a package name: {error}"
-                            )
-                        })
-                })
-                .collect::<Result<Vec<_>>>()?,
-            build_python: settings.build_python.clone(),
-            build_constraints: settings.build_constraints.clone(),
-            timeout: std::time::Duration::from_secs(match settings.build_timeout {
-                Some(0) => bail!("`--build-timeout` must be at least 1 second"),
-                Some(seconds) => seconds,
-                None => 600,
-            }),
-        },
+        source: source_options(settings)?,
         index: common.index,
         registry: common.registry,
+    })
+}
+
+/// How source builds run, from the merged settings.
+fn source_options(settings: &ImageConfig) -> Result<SourceOptions> {
+    Ok(SourceOptions {
+        no_build: settings.no_build.unwrap_or(false),
+        no_build_packages: settings
+            .no_build_packages
+            .iter()
+            .flatten()
+            .map(|name| {
+                name.parse::<envbuild::lock::PackageName>()
+                    .map_err(|error| {
+                        anyhow::anyhow!(
+                            "`--no-build-package {name}` is not a package name: {error}"
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?,
+        build_python: settings.build_python.clone(),
+        build_constraints: settings.build_constraints.clone(),
+        timeout: std::time::Duration::from_secs(match settings.build_timeout {
+            Some(0) => bail!("`--build-timeout` must be at least 1 second"),
+            Some(seconds) => seconds,
+            None => 600,
+        }),
     })
 }
 
@@ -747,6 +752,7 @@ fn resolve_fetch(args: &SelectionArgs, base: &Option<String>) -> Result<FetchRun
     };
     let (settings, _, _) = merged_settings(args, &flags)?;
     let common = resolve_common(&settings)?;
+    let source = source_options(&settings)?;
     Ok(FetchRun {
         lock: common.lock,
         selection: common.selection,
@@ -762,6 +768,8 @@ fn resolve_fetch(args: &SelectionArgs, base: &Option<String>) -> Result<FetchRun
         cache_dir: common.cache_dir,
         fetch: common.fetch,
         index: common.index,
+        source,
+        epoch: read_epoch()?,
         registry: common.registry,
     })
 }

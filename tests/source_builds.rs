@@ -474,4 +474,23 @@ fn ok_uv_workspace_member_is_built_from_its_folder_and_its_script_runs() {
         podman_run_ok(&image, &["app-hello"]).trim(),
         "app: built from its folder"
     );
+
+    // `check` builds (here: takes from the cache) the member too, and checks its
+    // requirements against the lock.
+    let checked = envbuild()
+        .args(["check", "--lock"])
+        .arg(work.join("uv.lock"))
+        .args([
+            "--python",
+            "3.11",
+            "--glibc",
+            "2.36",
+            "--platform",
+            "linux/amd64",
+        ])
+        .args(["--no-index-config", "--index-url", &build_index.url])
+        .arg("--cache-dir")
+        .arg(work.join("cache"))
+        .output();
+    assert!(checked.status.success(), "{}", stderr(&checked));
 }

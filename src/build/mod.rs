@@ -116,8 +116,13 @@ pub struct FetchRun {
     pub cache_dir: PathBuf,
     /// Download settings.
     pub fetch: FetchOptions,
-    /// Package indexes for lockfiles that record hashes but no URLs.
+    /// Package indexes for lockfiles that record hashes but no URLs, and for build
+    /// requirements.
     pub index: IndexConfig,
+    /// How sdists, git and folder sources are built into wheels.
+    pub source: SourceOptions,
+    /// The timestamp of source builds (`SOURCE_DATE_EPOCH`), as for `image`.
+    pub epoch: SourceDateEpoch,
     /// How registries are reached.
     pub registry: RegistryOptions,
 }
@@ -1014,6 +1019,17 @@ pub async fn fetch(
             &run.index,
             &run.fetch,
             &cache,
+        )
+        .await?;
+        let (packages, _) = crate::source::build_sources(
+            packages,
+            &target,
+            &run.source,
+            &run.index,
+            &run.fetch,
+            &cache,
+            u64::try_from(run.epoch.seconds()).unwrap_or(0),
+            progress.clone(),
         )
         .await?;
         match choose_wheels(&packages, &target) {
