@@ -1115,11 +1115,21 @@ fn write_layers(
     for ((members, kind), record) in groups.iter().zip(records) {
         let packages: Vec<PackageReport> = members
             .iter()
-            .map(|&i| PackageReport {
-                name: installs[i].name().to_string(),
-                version: installs[i].version().to_string(),
-                wheel: installs[i].filename().to_string(),
-                sha256: sha256(i).hex(),
+            .map(|&i| match chosen.get(i) {
+                // A locked wheel as the lock names it (the image must not depend on how
+                // a wheel spells its own version).
+                Some(wheel) => PackageReport {
+                    name: wheel.name.to_string(),
+                    version: wheel.version.clone(),
+                    wheel: wheel.artifact.filename.clone(),
+                    sha256: sha256(i).hex(),
+                },
+                None => PackageReport {
+                    name: installs[i].name().to_string(),
+                    version: installs[i].version().to_string(),
+                    wheel: installs[i].filename().to_string(),
+                    sha256: sha256(i).hex(),
+                },
             })
             .collect();
         // Name each wheel by its hash, not its file name: lockfile formats spell the same
