@@ -168,10 +168,28 @@ fn project_wheel_gets_its_own_layer_and_is_checked_against_the_lock() {
     );
     assert!(entries.contains_key("opt/venv/lib/python3.11/site-packages/greet.py"));
 
-    // A lock without `shout`: greet's requirement is missing, named with its chain.
+    // A lock with `shout` 1.0: greet's `shout>=2` conflicts, named with its chain.
     let empty_lock = project.root.join("empty/pylock.toml");
     fs_err::create_dir_all(empty_lock.parent().unwrap()).unwrap();
-    write_lock(&empty_lock, &[]);
+    let old_shout = write_wheel(
+        &project.root.join("empty"),
+        "shout-1.0-py3-none-any.whl",
+        "shout-1.0.dist-info",
+        &[
+            (
+                "shout-1.0.dist-info/METADATA",
+                b"Metadata-Version: 2.1\nName: shout\nVersion: 1.0\n",
+            ),
+            (
+                "shout-1.0.dist-info/WHEEL",
+                b"Wheel-Version: 1.0\nGenerator: envbuild-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+            ),
+        ],
+    );
+    write_lock(
+        &empty_lock,
+        &[("shout".to_string(), "1.0".to_string(), old_shout)],
+    );
     let output = envbuild()
         .args([
             "image",
@@ -186,7 +204,11 @@ fn project_wheel_gets_its_own_layer_and_is_checked_against_the_lock() {
         ])
         .output();
     assert!(!output.status.success());
-    assert!(stderr(&output).contains("shout"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("greet 1.0 requires shout>=2"),
+        "{}",
+        stderr(&output)
+    );
     assert!(!project.root.join("missing-out").exists());
 
     // A lock entry for the project itself (a source tree) is satisfied by the wheel.
