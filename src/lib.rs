@@ -8,12 +8,15 @@
 
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod build;
 pub mod cache;
 pub mod check;
 pub mod config;
 pub mod digest;
+pub mod drift;
 pub mod fetch;
+pub mod fleet;
 pub mod http;
 pub mod index;
 pub mod layer;

@@ -12,9 +12,11 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use envbuild::build::{BuildProgress, Bytecode, FetchRun, ImageBuild, TargetOverrides};
+use envbuild::app::{AddOptions, AddSpec};
+use envbuild::build::{AppLayers, BuildProgress, Bytecode, FetchRun, ImageBuild, TargetOverrides};
 use envbuild::cache::Cache;
-use envbuild::config::{CommandLine, ConfigFile, ImageConfig, Origin};
+use envbuild::config::{CommandLine, ConfigFile, DriftPolicy, ImageConfig, Origin};
+use envbuild::drift::DriftReport;
 use envbuild::fetch::{FetchOptions, FetchProgress, FetchRequest};
 use envbuild::http::{ByteSize, MinimumRate, redact_text};
 use envbuild::index::{IndexConfig, IndexEnvironment, IndexFlags};
@@ -48,6 +50,10 @@ enum Command {
     /// Show the settings `image` would use (flags over the config file over defaults)
     /// and where each came from; `--schema` prints the config file's JSON Schema.
     Config(Box<ConfigArgs>),
+    /// Compare the versions the services of a fleet lock (or the `--lock` files given):
+    /// every package locked at more than one version, and the `[drift]` policy's
+    /// violations (exit code 1).
+    Drift(Box<DriftArgs>),
     /// Store credentials for a registry in the docker config (`$DOCKER_CONFIG/config.json`
     /// or `~/.docker/config.json`, mode 0600), where `image --push` and `--base` find them.
     Login(LoginArgs),
@@ -242,6 +248,53 @@ struct ImageArgs {
     /// The time limit of each source-build step, in seconds (default 600).
     #[arg(long, value_name = "SECONDS")]
     build_timeout: Option<u64>,
+    /// A wheel of the project itself (repeatable), installed like a locked wheel in a
+    /// layer of its own above the dependencies; its requirements are checked against
+    /// the lock.
+    #[arg(long = "wheel", value_name = "FILE")]
+    wheels: Vec<PathBuf>,
+    /// Copy a file or folder into the image (repeatable), in a layer of its own:
+    /// `SRC:DEST`, DEST absolute.
+    #[arg(long = "add", value_name = "SRC:DEST")]
+    add: Vec<String>,
+    /// Exclude patterns for `--add` folders, with `.dockerignore` rules [default:
+    /// `.envbuildignore`, then `.dockerignore`, in SRC].
+    #[arg(long, value_name = "FILE")]
+    ignore_file: Option<PathBuf>,
+    /// Owner of the `--add` files (default root: read-only to the service).
+    #[arg(long, value_name = "UID:GID")]
+    chown: Option<String>,
+    /// Add a user and group (default ids 65532) with a home folder, and run as it
+    /// unless `--user` says otherwise.
+    #[arg(long, value_name = "NAME[:UID[:GID]]")]
+    create_user: Option<String>,
+    /// Write one `REF@DIGEST` line per image built to FILE.
+    #[arg(long, value_name = "FILE")]
+    image_refs: Option<PathBuf>,
+    /// Build every service of the config file's `[services.NAME]` tables in one run
+    /// (after checking its `[drift]` policy).
+    #[arg(long, conflicts_with = "service")]
+    all: bool,
+    /// Build this service of the config file (repeatable).
+    #[arg(long = "service", value_name = "NAME")]
+    service: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct DriftArgs {
+    /// The config file whose services to compare (default: found as for `image`).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Compare these lockfiles instead of the config's services (repeatable).
+    #[arg(long = "lock", value_name = "FILE")]
+    locks: Vec<PathBuf>,
+    /// Target Python version for `--lock` files, whose markers are evaluated for it
+    /// [default: 3.12].
+    #[arg(long, value_name = "X.Y")]
+    python: Option<PythonVersion>,
+    /// Print the matrix and the violations as JSON on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -378,6 +431,14 @@ fn image_flags(args: &ImageArgs) -> Result<ImageConfig> {
         build_python,
         build_constraints,
         build_timeout,
+        wheels,
+        add,
+        ignore_file,
+        chown,
+        create_user,
+        image_refs,
+        all: _,
+        service: _,
     } = args;
     let command = |text: &Option<String>, flag: &str| -> Result<Option<CommandLine>> {
         text.as_deref()
@@ -407,6 +468,12 @@ fn image_flags(args: &ImageArgs) -> Result<ImageConfig> {
         build_python: build_python.clone(),
         build_constraints: build_constraints.clone(),
         build_timeout: *build_timeout,
+        wheels: (!wheels.is_empty()).then(|| wheels.clone()),
+        add: given_list(add),
+        ignore_file: ignore_file.clone(),
+        chown: chown.clone(),
+        create_user: create_user.clone(),
+        image_refs: image_refs.clone(),
         ..selection_flags(selection)
     })
 }
@@ -674,6 +741,7 @@ fn resolve_image(settings: &ImageConfig, epoch: SourceDateEpoch) -> Result<Image
     }
     let common = resolve_common(settings)?;
     let targets = resolve_targets(settings)?;
+    let app = resolve_app(settings)?;
     let image = ImageSettings {
         env: settings
             .env
@@ -684,7 +752,11 @@ fn resolve_image(settings: &ImageConfig, epoch: SourceDateEpoch) -> Result<Image
         entrypoint: settings.entrypoint.as_ref().map(CommandLine::arguments),
         cmd: settings.cmd.as_ref().map(CommandLine::arguments),
         workdir: settings.workdir.clone(),
-        user: settings.user.clone(),
+        user: settings.user.clone().or_else(|| {
+            app.create_user
+                .as_ref()
+                .map(envbuild::app::NewUser::image_user)
+        }),
         labels: settings.labels.clone().unwrap_or_default(),
         annotations: settings.annotations.clone().unwrap_or_default(),
         venv: prefix.clone(),
@@ -714,6 +786,45 @@ fn resolve_image(settings: &ImageConfig, epoch: SourceDateEpoch) -> Result<Image
         source: source_options(settings)?,
         index: common.index,
         registry: common.registry,
+        app,
+    })
+}
+
+/// `--wheel`, `--add`, `--ignore-file`, `--chown` and `--create-user`.
+fn resolve_app(settings: &ImageConfig) -> Result<AppLayers> {
+    let folder = std::env::current_dir().context("cannot read the working folder")?;
+    let adds = settings
+        .add
+        .iter()
+        .flatten()
+        .map(|text| AddSpec::parse(text, &folder))
+        .collect::<Result<Vec<_>, _>>()?;
+    let owner = settings
+        .chown
+        .as_deref()
+        .map(|text| {
+            text.split_once(':')
+                .and_then(|(uid, gid)| Some((uid.parse().ok()?, gid.parse().ok()?)))
+                .with_context(|| {
+                    format!("`--chown {text}` is not of the form UID:GID, such as `1000:1000`")
+                })
+        })
+        .transpose()?;
+    if (owner.is_some() || settings.ignore_file.is_some()) && adds.is_empty() {
+        bail!("`--chown` and `--ignore-file` are for `--add`; give `--add SRC:DEST` too");
+    }
+    Ok(AppLayers {
+        wheels: settings.wheels.clone().unwrap_or_default(),
+        adds,
+        add_options: AddOptions {
+            ignore_file: settings.ignore_file.clone(),
+            owner,
+        },
+        create_user: settings
+            .create_user
+            .as_deref()
+            .map(envbuild::app::NewUser::parse)
+            .transpose()?,
     })
 }
 
@@ -751,6 +862,11 @@ fn resolve_fetch(args: &SelectionArgs, base: &Option<String>) -> Result<FetchRun
         ..selection_flags(args)
     };
     let (settings, _, _) = merged_settings(args, &flags)?;
+    fetch_run(settings)
+}
+
+/// A `fetch` run (also what `drift` reads a service's lock with) from settings.
+fn fetch_run(settings: ImageConfig) -> Result<FetchRun> {
     let common = resolve_common(&settings)?;
     let source = source_options(&settings)?;
     Ok(FetchRun {
@@ -772,6 +888,209 @@ fn resolve_fetch(args: &SelectionArgs, base: &Option<String>) -> Result<FetchRun
         epoch: read_epoch()?,
         registry: common.registry,
     })
+}
+
+/// The services `image --all` / `--service NAME` builds, each with its keys over the
+/// top-level keys, and the flags over both.
+fn fleet_settings(args: &ImageArgs) -> Result<(ConfigFile, Vec<(String, ImageConfig)>)> {
+    let file = config_file(&args.selection)?.context(
+        "`--all` and `--service` build the services of a config file, and none applies here: pass `--config FILE` or run inside the project",
+    )?;
+    let names = file.settings.service_names();
+    if names.is_empty() {
+        bail!(
+            "config file `{}` has no `[services.NAME]` tables; add one per service, or build without `--all`",
+            file.path.display()
+        );
+    }
+    let chosen = if args.all {
+        names.clone()
+    } else {
+        for name in &args.service {
+            if !names.contains(name) {
+                bail!(
+                    "`--service {name}`: config file `{}` has no such service; it has {}",
+                    file.path.display(),
+                    names.join(", ")
+                );
+            }
+        }
+        args.service.clone()
+    };
+    let flags = image_flags(args)?;
+    let services = chosen
+        .into_iter()
+        .map(|name| {
+            let service = file
+                .settings
+                .service_settings(&name)
+                .expect("the name was checked");
+            (name, service.overlay(&flags, None).0)
+        })
+        .collect();
+    Ok((file, services))
+}
+
+/// `drift`: the services of the config file, or the `--lock` files, and the policy.
+fn drift_inputs(args: &DriftArgs) -> Result<(Vec<(String, ImageConfig)>, DriftPolicy)> {
+    if !args.locks.is_empty() {
+        let python = args
+            .python
+            .map_or_else(|| "3.12".to_string(), |version| version.to_string());
+        let services = args
+            .locks
+            .iter()
+            .map(|lock| {
+                let settings = ImageConfig {
+                    lock: Some(lock.clone()),
+                    python: Some(python.clone()),
+                    glibc: Some("2.36".to_string()),
+                    ..ImageConfig::default()
+                };
+                (lock.display().to_string(), settings)
+            })
+            .collect();
+        let policy = match &args.config {
+            Some(path) => envbuild::config::load(path)?.settings.drift,
+            None => None,
+        };
+        return Ok((services, policy.unwrap_or_default()));
+    }
+    let file = match &args.config {
+        Some(path) => envbuild::config::load(path)?,
+        None => {
+            let folder = std::env::current_dir().context("cannot read the working folder")?;
+            envbuild::config::discover(&folder)?.context(
+                "no config file with services applies here: pass `--config FILE`, or `--lock FILE` for each service",
+            )?
+        }
+    };
+    let services: Vec<(String, ImageConfig)> = file
+        .settings
+        .service_names()
+        .into_iter()
+        .filter_map(|name| Some((name.clone(), file.settings.service_settings(&name)?)))
+        .collect();
+    if services.is_empty() {
+        bail!(
+            "config file `{}` has no `[services.NAME]` tables to compare; pass `--lock FILE` for each service instead",
+            file.path.display()
+        );
+    }
+    Ok((services, file.settings.drift.clone().unwrap_or_default()))
+}
+
+/// What each service locks, compared under `policy`.
+fn drift_report(
+    services: &[(String, ImageConfig)],
+    policy: &DriftPolicy,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<DriftReport> {
+    let mut locked = BTreeMap::new();
+    for (name, settings) in services {
+        let run = fetch_run(ImageConfig {
+            interpreter: None,
+            ..settings.clone()
+        })
+        .with_context(|| format!("service `{name}`"))?;
+        let packages = runtime
+            .block_on(envbuild::build::locked_packages(&run))
+            .with_context(|| format!("service `{name}`"))?;
+        locked.insert(name.clone(), envbuild::drift::locked(&packages));
+    }
+    Ok(envbuild::drift::compare(&locked, policy)?)
+}
+
+/// `image --all` / `--service`: the drift policy, then every service's image.
+fn run_fleet(args: &ImageArgs, runtime: &tokio::runtime::Runtime) -> Result<()> {
+    let (file, services) = fleet_settings(args)?;
+    let policy = file.settings.drift.clone().unwrap_or_default();
+    let drift = drift_report(&services, &policy, runtime)?;
+    if !drift.violations.is_empty() {
+        bail!(
+            "the services break the `[drift]` policy of `{}`, so nothing was built:\n{}",
+            file.path.display(),
+            drift.violations.join("\n")
+        );
+    }
+    let epoch = read_epoch()?;
+    let builds = services
+        .iter()
+        .map(|(name, settings)| {
+            Ok((
+                name.clone(),
+                resolve_image(settings, epoch).with_context(|| format!("service `{name}`"))?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut outputs = std::collections::BTreeSet::new();
+    for (name, build) in &builds {
+        if !outputs.insert(build.output.to_string()) {
+            bail!(
+                "service `{name}` writes to `{}` as another service does; give each service its own `output` (another tag is enough)",
+                build.output
+            );
+        }
+    }
+    let progress = Arc::new(TerminalProgress::new());
+    let result = runtime.block_on(envbuild::fleet::build_fleet(&builds, progress.clone()));
+    progress.done();
+    let report = result?;
+    let refs = args
+        .image_refs
+        .clone()
+        .or_else(|| file.settings.image_refs.clone());
+    if let Some(path) = refs {
+        let lines: Vec<String> = builds
+            .iter()
+            .filter_map(|(name, build)| {
+                let service = report.services.iter().find(|s| &s.name == name)?;
+                Some(image_ref(&build.output, &service.digest))
+            })
+            .collect();
+        write_image_refs(&path, &lines)?;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut stdout, &report)?;
+        writeln!(stdout)?;
+    } else {
+        for service in &report.services {
+            writeln!(stdout, "{} {}", service.name, service.digest)?;
+        }
+    }
+    eprintln!(
+        "{} services: {} layer blobs, {} bytes stored ({} bytes as separate builds; {} saved)",
+        report.services.len(),
+        report.blobs_stored,
+        report.bytes_stored,
+        report.bytes_separate,
+        report.bytes_saved
+    );
+    Ok(())
+}
+
+/// `REF@DIGEST` for an image written to `output` (ko's convention; `docker://` dropped).
+fn image_ref(output: &ImageReference, digest: &envbuild::digest::Sha256Digest) -> String {
+    let text = output.to_string();
+    let text = text.strip_prefix("docker://").unwrap_or(&text);
+    format!("{text}@{}", digest.oci())
+}
+
+/// Write `lines` to `path` whole (a temporary file renamed into place).
+fn write_image_refs(path: &std::path::Path, lines: &[String]) -> Result<()> {
+    let folder = path
+        .parent()
+        .filter(|folder| !folder.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(folder)
+        .with_context(|| format!("cannot write `--image-refs {}`", path.display()))?;
+    for line in lines {
+        writeln!(file, "{line}")?;
+    }
+    file.persist(path)
+        .with_context(|| format!("cannot write `--image-refs {}`", path.display()))?;
+    Ok(())
 }
 
 /// Progress on a terminal: a spinner for stages and a counter of wheels and layers.
@@ -835,12 +1154,18 @@ fn run(cli: Cli) -> Result<()> {
                 print!("{}", render_settings(&settings, &origins));
                 return Ok(());
             }
+            if args.all || !args.service.is_empty() {
+                return run_fleet(&args, &runtime);
+            }
             let json = args.json;
             let build = resolve_image(&settings, read_epoch()?)?;
             let progress = Arc::new(TerminalProgress::new());
             let result = runtime.block_on(envbuild::build::build_image(&build, progress.clone()));
             progress.done();
             let report = result?;
+            if let Some(path) = &settings.image_refs {
+                write_image_refs(path, &[image_ref(&build.output, &report.digest)])?;
+            }
             let mut stdout = std::io::stdout().lock();
             if json {
                 serde_json::to_writer_pretty(&mut stdout, &report)?;
@@ -864,6 +1189,23 @@ fn run(cli: Cli) -> Result<()> {
                 ),
             }
             print!("{}", render_settings(&settings, &origins));
+        }
+        Command::Drift(args) => {
+            let (services, policy) = drift_inputs(&args)?;
+            let report = drift_report(&services, &policy, &runtime)?;
+            let mut stdout = std::io::stdout().lock();
+            if args.json {
+                serde_json::to_writer_pretty(&mut stdout, &report)?;
+                writeln!(stdout)?;
+            } else {
+                write!(stdout, "{report}")?;
+            }
+            if !report.violations.is_empty() {
+                bail!(
+                    "the services break the `[drift]` policy:\n{}",
+                    report.violations.join("\n")
+                );
+            }
         }
         Command::Fetch(args) => {
             let run = resolve_fetch(&args.selection, &args.base)?;

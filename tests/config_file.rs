@@ -217,6 +217,9 @@ fn every_image_flag_has_a_key() {
         "config",
         "no-config",
         "version",
+        // Which services of the config to build: a choice of the run, not a setting.
+        "all",
+        "service",
     ];
     let plural = [
         ("platform", "platforms"),
@@ -226,6 +229,7 @@ fn every_image_flag_has_a_key() {
         ("extra-index-url", "extra-index-urls"),
         ("insecure-registry", "insecure-registries"),
         ("no-build-package", "no-build-packages"),
+        ("wheel", "wheels"),
     ];
     let missing: Vec<&String> = flags
         .iter()

@@ -1,6 +1,6 @@
 """hello-service: a tiny Flask app that touches every locked package and prints a report.
 
-Run inside the image built by scripts/example (the file is mounted at /app/app.py):
+Run inside the image built by scripts/example (envbuild.toml adds it at /app/app.py):
     python /app/app.py
 It serves one request through Flask's test client (no network needed) and prints JSON.
 """

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
 
+use crate::app::{AddOptions, AddSpec, NewUser};
 use crate::cache::{Cache, CacheError, LayerRecord};
 use crate::check::{CheckReport, DependencyProblem};
 use crate::digest::Sha256Digest;
@@ -85,6 +86,33 @@ pub struct ImageBuild {
     /// How registries are reached (bases and outputs given as `docker://` or bare
     /// references).
     pub registry: RegistryOptions,
+    /// The service's own half: `--wheel`, `--add`, `--create-user`.
+    pub app: AppLayers,
+}
+
+/// The layers above the dependencies: the project's wheels, copied files and the
+/// service's user.
+#[derive(Debug, Clone, Default)]
+pub struct AppLayers {
+    /// `--wheel`: wheels of the project, each installed in a layer of its own above the
+    /// dependencies; a lock entry for the project itself (a source tree) is satisfied
+    /// by the wheel of its name.
+    pub wheels: Vec<PathBuf>,
+    /// `--add SRC:DEST`, one layer each, above the wheels.
+    pub adds: Vec<AddSpec>,
+    /// `--ignore-file` and `--chown`.
+    pub add_options: AddOptions,
+    /// `--create-user`: a layer below the venv with the user, group and home folder.
+    pub create_user: Option<NewUser>,
+}
+
+/// A `--wheel` file, read.
+#[derive(Debug, Clone)]
+struct ProjectWheel {
+    path: PathBuf,
+    filename: String,
+    name: crate::lock::PackageName,
+    sha256: Sha256Digest,
 }
 
 /// Whether to compile `.pyc` files into the layers.
@@ -194,6 +222,28 @@ pub enum BuildError {
         /// The output reference.
         output: String,
     },
+    /// An `--add` or `--create-user` layer could not be made.
+    #[error(transparent)]
+    App(#[from] crate::app::AppError),
+    /// A `--wheel` file cannot be read or is not a wheel.
+    #[error("invalid `--wheel {}`: {reason}", path.display())]
+    ProjectWheel {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A `--wheel` names a package the lock provides as a wheel already.
+    #[error(
+        "`--wheel {}` installs `{name}`, which the lockfile also locks as a published package; lock the project itself (as an editable, directory or virtual entry) or leave out `--wheel`",
+        path.display()
+    )]
+    ProjectWheelLocked {
+        /// The file.
+        path: PathBuf,
+        /// The package.
+        name: String,
+    },
     /// A worker thread panicked or the runtime failed.
     #[error("internal error: {0}")]
     Internal(String),
@@ -215,7 +265,7 @@ pub struct PackageReport {
 /// One layer of the image, as the report lists it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct LayerReport {
-    /// `base`, `venv` or `packages`.
+    /// `base`, `user`, `venv`, `packages`, `project` (a `--wheel`) or `app` (an `--add`).
     pub kind: &'static str,
     /// Digest of the compressed blob.
     pub digest: Sha256Digest,
@@ -600,6 +650,7 @@ pub async fn build_image(
 
     progress.stage("reading lockfile");
     let lock = Lock::load(&settings.lock)?;
+    let project_wheels = read_project_wheels(&settings.app.wheels)?;
 
     // Choose every platform's wheels first: a platform the lock cannot serve fails the
     // build before anything is downloaded, and every such platform is reported at once.
@@ -638,6 +689,8 @@ pub async fn build_image(
             &cache,
         )
         .await?;
+        // A `--wheel` of the project stands for its lock entry: nothing to build.
+        let packages = without_project_entries(packages, &project_wheels)?;
         let (packages, built) = crate::source::build_sources(
             packages,
             &target,
@@ -714,7 +767,7 @@ pub async fn build_image(
             Some(&plan.target.platform),
             several,
         ));
-        let check = check_wheels(&plan.chosen, &wheel_paths, &plan.target)?;
+        let check = check_wheels(&plan.chosen, &wheel_paths, &project_wheels, &plan.target)?;
         if !settings.allow_conflicts {
             crate::check::check_error(&check)?;
         } else if !check.problems.is_empty() {
@@ -734,13 +787,17 @@ pub async fn build_image(
             let progress = progress.clone();
             let base = plan.base.clone();
             let chosen = plan.chosen.clone();
+            let project_wheels = project_wheels.clone();
             tokio::task::spawn_blocking(move || {
                 write_layers(
                     &settings,
                     &cache,
                     &scheme,
-                    &chosen,
-                    &wheel_paths,
+                    &LayerInputs {
+                        chosen: &chosen,
+                        wheel_paths: &wheel_paths,
+                        project: &project_wheels,
+                    },
                     &base,
                     progress.as_ref(),
                 )
@@ -828,29 +885,139 @@ async fn select_packages(
 fn check_wheels(
     chosen: &[ChosenWheel],
     wheel_paths: &[PathBuf],
+    project: &[ProjectWheel],
     target: &Target,
 ) -> Result<CheckReport, BuildError> {
     let distributions = wheel_paths
         .iter()
-        .zip(chosen)
-        .map(|(path, wheel)| crate::check::read_wheel_metadata(path, &wheel.artifact.filename))
+        .zip(chosen.iter().map(|wheel| &wheel.artifact.filename))
+        .chain(project.iter().map(|wheel| (&wheel.path, &wheel.filename)))
+        .map(|(path, filename)| crate::check::read_wheel_metadata(path, filename))
         .collect::<Result<Vec<_>, _>>()?;
-    debug_assert_eq!(chosen.len(), distributions.len());
+    debug_assert_eq!(chosen.len() + project.len(), distributions.len());
     Ok(crate::check::check_dependencies(
         &distributions,
         &target.marker_environment(),
     ))
 }
 
+/// The wheels one platform's layers install.
+struct LayerInputs<'a> {
+    chosen: &'a [ChosenWheel],
+    wheel_paths: &'a [PathBuf],
+    project: &'a [ProjectWheel],
+}
+
+/// Read the `--wheel` files: name and version from the file name, SHA-256 and size.
+fn read_project_wheels(paths: &[PathBuf]) -> Result<Vec<ProjectWheel>, BuildError> {
+    let mut wheels: Vec<ProjectWheel> = Vec::with_capacity(paths.len());
+    for path in paths {
+        let invalid = |reason: String| BuildError::ProjectWheel {
+            path: path.clone(),
+            reason,
+        };
+        let filename = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .ok_or_else(|| invalid("it has no file name".to_string()))?
+            .to_string();
+        let parsed: crate::wheel::filename::WheelFilename = filename
+            .parse()
+            .map_err(|error| invalid(format!("{error}")))?;
+        let bytes = fs_err::read(path).map_err(|error| {
+            invalid(format!(
+                "{}; build it first (e.g. `uv build --wheel`) or fix the path",
+                std::io::Error::new(error.kind(), error)
+            ))
+        })?;
+        if wheels.iter().any(|other| other.name == parsed.name) {
+            return Err(invalid(format!(
+                "another `--wheel` installs `{}` too; give each project once",
+                parsed.name
+            )));
+        }
+        wheels.push(ProjectWheel {
+            path: path.clone(),
+            filename,
+            name: parsed.name,
+            sha256: Sha256Digest::of(&bytes),
+        });
+    }
+    Ok(wheels)
+}
+
+/// `packages` without the lock's entries for the projects given as `--wheel`: a source
+/// tree entry of that name is what the wheel was built from; a published package of
+/// that name is an error.
+fn without_project_entries(
+    packages: Vec<crate::lock::LockedPackage>,
+    project: &[ProjectWheel],
+) -> Result<Vec<crate::lock::LockedPackage>, BuildError> {
+    let mut kept = Vec::with_capacity(packages.len());
+    for package in packages {
+        match project.iter().find(|wheel| wheel.name == package.name) {
+            None => kept.push(package),
+            Some(_) if matches!(package.source, crate::lock::PackageSource::Directory { .. }) => {}
+            Some(wheel) => {
+                return Err(BuildError::ProjectWheelLocked {
+                    path: wheel.path.clone(),
+                    name: wheel.name.to_string(),
+                });
+            }
+        }
+    }
+    Ok(kept)
+}
+
+fn layer_report(
+    kind: &'static str,
+    record: &LayerRecord,
+    packages: Vec<PackageReport>,
+) -> LayerReport {
+    LayerReport {
+        kind,
+        digest: record.digest,
+        diff_id: record.diff_id,
+        size: record.size,
+        packages,
+    }
+}
+
+fn new_layer(record: &LayerRecord, created_by: String) -> NewLayer {
+    NewLayer {
+        diff_id: record.diff_id,
+        digest: record.digest,
+        size: record.size,
+        created_by,
+    }
+}
+
+fn entries_layer(
+    entries: &[crate::layer::LayerEntry],
+    epoch: SourceDateEpoch,
+    cache: &Cache,
+) -> Result<LayerRecord, BuildError> {
+    let blob = crate::layer::write_entries_layer(entries, epoch, cache)?;
+    Ok(LayerRecord {
+        diff_id: blob.diff_id,
+        digest: blob.digest,
+        size: blob.size,
+    })
+}
+
 fn write_layers(
     settings: &ImageBuild,
     cache: &Cache,
     scheme: &InstallScheme,
-    chosen: &[ChosenWheel],
-    wheel_paths: &[PathBuf],
+    inputs: &LayerInputs<'_>,
     base: &BaseImage,
     progress: &dyn BuildProgress,
 ) -> Result<(Vec<LayerReport>, Vec<NewLayer>), BuildError> {
+    let LayerInputs {
+        chosen,
+        wheel_paths,
+        project,
+    } = *inputs;
     let compiler = match &settings.bytecode {
         Bytecode::Off => None,
         Bytecode::Compile { interpreter } => {
@@ -858,12 +1025,30 @@ fn write_layers(
         }
     };
     let bytecode_identity = compiler.as_ref().map(PycCompiler::identity);
-    let installs: Vec<WheelInstall> = parallel_map(chosen.len(), settings.jobs, |index| {
+    // Locked wheels first, then the project's: one install plan each.
+    let sources: Vec<(&PathBuf, &str, Option<&str>)> = wheel_paths
+        .iter()
+        .zip(chosen)
+        .map(|(path, wheel)| {
+            (
+                path,
+                wheel.artifact.filename.as_str(),
+                Some(wheel.version.as_str()),
+            )
+        })
+        .chain(
+            project
+                .iter()
+                .map(|wheel| (&wheel.path, wheel.filename.as_str(), None)),
+        )
+        .collect();
+    let installs: Vec<WheelInstall> = parallel_map(sources.len(), settings.jobs, |index| {
+        let (path, filename, locked_version) = sources[index];
         let mut install = crate::wheel::plan_locked_install(
             &crate::wheel::WheelSource {
-                path: &wheel_paths[index],
-                filename: &chosen[index].artifact.filename,
-                locked_version: Some(&chosen[index].version),
+                path,
+                filename,
+                locked_version,
             },
             scheme,
         )?;
@@ -874,7 +1059,7 @@ fn write_layers(
     })?;
     crate::wheel::check_collisions(&installs)?;
 
-    let inputs: Vec<PlanInput> = chosen
+    let plan_inputs: Vec<PlanInput> = chosen
         .iter()
         .zip(wheel_paths)
         .map(|(wheel, path)| PlanInput {
@@ -886,8 +1071,35 @@ fn write_layers(
                 .unwrap_or(0),
         })
         .collect();
-    // The venv skeleton takes one layer of the budget.
-    let plan = plan_layers(&inputs, settings.max_layers, base.layers.len() + 1)?;
+    // The venv skeleton, the user, the project's wheels and the copied trees take one
+    // layer each of the budget.
+    let app = &settings.app;
+    let own_layers = 1 + usize::from(app.create_user.is_some()) + project.len() + app.adds.len();
+    let plan = plan_layers(
+        &plan_inputs,
+        settings.max_layers,
+        base.layers.len() + own_layers,
+    )?;
+
+    let mut reports = Vec::new();
+    let mut new_layers = Vec::new();
+
+    if let Some(user) = &app.create_user {
+        let entries = crate::app::plan_user(user, base, cache)?;
+        let record = entries_layer(&entries, settings.epoch, cache)?;
+        progress.layer_done(false);
+        reports.push(layer_report("user", &record, Vec::new()));
+        new_layers.push(new_layer(
+            &record,
+            format!(
+                "envbuild: user {} ({}:{}) with home {}",
+                user.name,
+                user.uid,
+                user.gid,
+                user.home()
+            ),
+        ));
+    }
 
     // The venv skeleton holds no Python sources: bytecode never changes it.
     let venv_key = layer_key(scheme, settings.epoch, None, &[None]);
@@ -899,11 +1111,31 @@ fn write_layers(
         )?)
     })?;
     progress.layer_done(venv_cached);
+    reports.push(layer_report("venv", &venv_record, Vec::new()));
+    new_layers.push(new_layer(
+        &venv_record,
+        format!(
+            "envbuild: virtual environment at {} for {}",
+            scheme.prefix, scheme.interpreter
+        ),
+    ));
 
-    let records = parallel_map(plan.layers.len(), settings.jobs, |layer_index| {
-        let members = &plan.layers[layer_index];
-        let digests: Vec<Option<Sha256Digest>> =
-            members.iter().map(|&i| chosen[i].artifact.sha256).collect();
+    // Dependency layers as planned, then one layer per project wheel.
+    let mut groups: Vec<(Vec<usize>, &'static str)> = plan
+        .layers
+        .iter()
+        .map(|members| (members.clone(), "packages"))
+        .collect();
+    groups.extend((0..project.len()).map(|index| (vec![chosen.len() + index], "project")));
+    let sha256 = |index: usize| -> Sha256Digest {
+        match chosen.get(index) {
+            Some(wheel) => wheel.artifact.sha256.unwrap_or(project_placeholder()),
+            None => project[index - chosen.len()].sha256,
+        }
+    };
+    let records = parallel_map(groups.len(), settings.jobs, |layer_index| {
+        let members = &groups[layer_index].0;
+        let digests: Vec<Option<Sha256Digest>> = members.iter().map(|&i| Some(sha256(i))).collect();
         let key = layer_key(
             scheme,
             settings.epoch,
@@ -921,35 +1153,24 @@ fn write_layers(
         progress.layer_done(result.1);
         Ok(result.0)
     })?;
-
-    let mut reports = vec![LayerReport {
-        kind: "venv",
-        digest: venv_record.digest,
-        diff_id: venv_record.diff_id,
-        size: venv_record.size,
-        packages: Vec::new(),
-    }];
-    let mut new_layers = vec![NewLayer {
-        diff_id: venv_record.diff_id,
-        digest: venv_record.digest,
-        size: venv_record.size,
-        created_by: format!(
-            "envbuild: virtual environment at {} for {}",
-            scheme.prefix, scheme.interpreter
-        ),
-    }];
-    for (members, record) in plan.layers.iter().zip(records) {
+    for ((members, kind), record) in groups.iter().zip(records) {
         let packages: Vec<PackageReport> = members
             .iter()
-            .map(|&i| PackageReport {
-                name: chosen[i].name.to_string(),
-                version: chosen[i].version.clone(),
-                wheel: chosen[i].artifact.filename.clone(),
-                sha256: chosen[i]
-                    .artifact
-                    .sha256
-                    .map(|d| d.hex())
-                    .unwrap_or_default(),
+            .map(|&i| match chosen.get(i) {
+                // A locked wheel as the lock names it (the image must not depend on how
+                // a wheel spells its own version).
+                Some(wheel) => PackageReport {
+                    name: wheel.name.to_string(),
+                    version: wheel.version.clone(),
+                    wheel: wheel.artifact.filename.clone(),
+                    sha256: sha256(i).hex(),
+                },
+                None => PackageReport {
+                    name: installs[i].name().to_string(),
+                    version: installs[i].version().to_string(),
+                    wheel: installs[i].filename().to_string(),
+                    sha256: sha256(i).hex(),
+                },
             })
             .collect();
         // Name each wheel by its hash, not its file name: lockfile formats spell the same
@@ -964,21 +1185,41 @@ fn write_layers(
                 )
             })
             .collect();
-        new_layers.push(NewLayer {
-            diff_id: record.diff_id,
-            digest: record.digest,
-            size: record.size,
-            created_by: format!("envbuild: install {}", described.join(", ")),
-        });
-        reports.push(LayerReport {
-            kind: "packages",
-            digest: record.digest,
-            diff_id: record.diff_id,
-            size: record.size,
-            packages,
-        });
+        new_layers.push(new_layer(
+            &record,
+            format!("envbuild: install {}", described.join(", ")),
+        ));
+        reports.push(layer_report(kind, &record, packages));
+    }
+
+    // The copied trees, last: the code changes most often.
+    for spec in &app.adds {
+        let mut entries = crate::app::plan_add(spec, &app.add_options)?;
+        if let Some(compiler) = &compiler {
+            crate::app::add::add_bytecode(&mut entries, compiler, &spec.display())?;
+        }
+        let record = entries_layer(&entries, settings.epoch, cache)?;
+        progress.layer_done(false);
+        reports.push(layer_report("app", &record, Vec::new()));
+        let owner = app.add_options.owner.unwrap_or((0, 0));
+        new_layers.push(new_layer(
+            &record,
+            format!(
+                "envbuild: add {} files to /{} (owner {}:{})",
+                entries.len(),
+                spec.dest,
+                owner.0,
+                owner.1
+            ),
+        ));
     }
     Ok((reports, new_layers))
+}
+
+/// A locked wheel always has a SHA-256 (selection refuses one without); this stands in
+/// where the type cannot say so.
+fn project_placeholder() -> Sha256Digest {
+    Sha256Digest::from_bytes([0; 32])
 }
 
 /// One target of a `fetch` or `check` run, with its wheels in the cache.
@@ -1065,6 +1306,35 @@ pub async fn fetch(
         .collect())
 }
 
+/// The packages a run's lock selects for its first target (the base's, or the one the
+/// target flags describe), for `envbuild drift`. Nothing is downloaded but index pages
+/// for locks that record hashes only.
+pub async fn locked_packages(
+    run: &FetchRun,
+) -> Result<Vec<crate::lock::LockedPackage>, BuildError> {
+    let cache = Cache::open(&run.cache_dir)?;
+    let registry = Registry::new(run.registry.clone())?;
+    let lock = Lock::load(&run.lock)?;
+    let overrides = run.targets.first().cloned().unwrap_or_default();
+    let target = match &run.base {
+        Some(reference) => {
+            let (base, _) =
+                read_base(reference, overrides.platform.as_ref(), &cache, &registry).await?;
+            resolve_target(&overrides, &base, &cache)?.target
+        }
+        None => target_without_base(&overrides)?,
+    };
+    select_packages(
+        &lock,
+        &target,
+        &run.selection,
+        &run.index,
+        &run.fetch,
+        &cache,
+    )
+    .await
+}
+
 /// `envbuild check`: fetch what a lock needs and check, per target, that the locked
 /// packages satisfy each other's requirements.
 pub async fn check(
@@ -1075,7 +1345,7 @@ pub async fn check(
     fetched
         .into_iter()
         .map(|entry| {
-            let report = check_wheels(&entry.chosen, &entry.paths, &entry.target)?;
+            let report = check_wheels(&entry.chosen, &entry.paths, &[], &entry.target)?;
             Ok((entry.target, report))
         })
         .collect()

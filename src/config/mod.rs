@@ -151,6 +151,58 @@ pub struct ImageConfig {
     pub registry_ca_file: Option<PathBuf>,
     /// Registries reached over plain HTTP (`--insecure-registry`).
     pub insecure_registries: Option<Vec<String>>,
+    /// Wheels of the project itself, each in a layer above the dependencies (`--wheel`).
+    pub wheels: Option<Vec<PathBuf>>,
+    /// Files or folders copied into the image, `SRC:DEST` (`--add`).
+    pub add: Option<Vec<String>>,
+    /// The ignore file for `add` folders (`--ignore-file`; default `.envbuildignore`,
+    /// then `.dockerignore`, in SRC).
+    pub ignore_file: Option<PathBuf>,
+    /// Owner of the `add` files, `UID:GID` (`--chown`; default root, read-only to the
+    /// service).
+    pub chown: Option<String>,
+    /// Create the service's user, `NAME[:UID[:GID]]` (`--create-user`), and run as it.
+    pub create_user: Option<String>,
+    /// Write one `REF@DIGEST` line per image built to this file (`--image-refs`).
+    pub image_refs: Option<PathBuf>,
+    /// Services of a fleet, each with its own settings over the top-level ones
+    /// (`envbuild image --all` or `--service NAME`).
+    pub services: Option<BTreeMap<String, ImageConfig>>,
+    /// The version policy across services (`envbuild drift`, and `image --all` first).
+    pub drift: Option<DriftPolicy>,
+}
+
+/// `[drift]`: which version splits between services are violations.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DriftPolicy {
+    /// Packages every service must lock at one version: a list of names, or `"*"` for
+    /// all (the default).
+    pub same_version: Option<SameVersion>,
+    /// Splits that are allowed: package `name` may differ among `services`.
+    pub allow: Option<Vec<DriftAllow>>,
+    /// PEP 508 requirements no service may lock a match of, e.g. `"urllib3<2"`.
+    pub deny: Option<Vec<String>>,
+}
+
+/// `same-version = "*"` or a list of package names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SameVersion {
+    /// `"*"`: every package.
+    All(String),
+    /// These packages.
+    Packages(Vec<String>),
+}
+
+/// One allowed split.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DriftAllow {
+    /// The package.
+    pub name: String,
+    /// The services that may lock their own version of it.
+    pub services: Vec<String>,
 }
 
 /// Where a setting came from.
@@ -379,6 +431,17 @@ pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
             )
         })?
     };
+    for (name, service) in settings.services.iter().flatten() {
+        if service.services.is_some() || service.drift.is_some() {
+            let offset = text.find(&format!("services.{name}")).unwrap_or(0);
+            return Err(invalid(
+                offset,
+                format!(
+                    "service `{name}` has its own `services` or `drift`; those are top-level keys only"
+                ),
+            ));
+        }
+    }
     let folder = path.parent().unwrap_or(Path::new("."));
     Ok(ConfigFile {
         path: path.to_path_buf(),
@@ -437,6 +500,27 @@ fn rebase_reference(folder: &Path, reference: &str) -> String {
 }
 
 impl ImageConfig {
+    /// The names of the services, sorted.
+    pub fn service_names(&self) -> Vec<String> {
+        self.services
+            .iter()
+            .flatten()
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// The settings of service `name`: its keys over the top-level ones (`env`,
+    /// `labels` and `annotations` merge per key); `None` if there is no such service.
+    pub fn service_settings(&self, name: &str) -> Option<ImageConfig> {
+        let service = self.services.as_ref()?.get(name)?;
+        let top = ImageConfig {
+            services: None,
+            drift: None,
+            ..self.clone()
+        };
+        Some(top.overlay(service, None).0)
+    }
+
     /// These settings with relative paths made absolute against `folder`.
     pub fn relative_to(mut self, folder: &Path) -> Self {
         for path in [
@@ -446,6 +530,8 @@ impl ImageConfig {
             &mut self.build_constraints,
             &mut self.cache_dir,
             &mut self.registry_ca_file,
+            &mut self.ignore_file,
+            &mut self.image_refs,
         ]
         .into_iter()
         .flatten()
@@ -470,6 +556,28 @@ impl ImageConfig {
         for reference in [&mut self.base, &mut self.output].into_iter().flatten() {
             *reference = rebase_reference(folder, reference);
         }
+        self.wheels = self.wheels.map(|wheels| {
+            wheels
+                .into_iter()
+                .map(|wheel| rebase(folder, &wheel))
+                .collect()
+        });
+        self.add = self.add.map(|adds| {
+            adds.into_iter()
+                .map(|add| match add.rsplit_once(':') {
+                    Some((source, dest)) if !source.is_empty() => {
+                        format!("{}:{dest}", rebase(folder, Path::new(source)).display())
+                    }
+                    _ => add,
+                })
+                .collect()
+        });
+        self.services = self.services.map(|services| {
+            services
+                .into_iter()
+                .map(|(name, service)| (name, service.relative_to(folder)))
+                .collect()
+        });
         self.find_links = self.find_links.map(|links| {
             links
                 .into_iter()

@@ -288,6 +288,87 @@ pub fn write_wheels_layer(
     writer.finish()
 }
 
+/// An entry of a layer whose files come from outside wheels (`--add`, `--create-user`):
+/// its path in the layer (no leading `/`; folders end in `/`), owner and content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerEntry {
+    /// The path in the layer.
+    pub path: String,
+    /// uid and gid.
+    pub owner: (u32, u32),
+    /// What it is.
+    pub content: LayerContent,
+}
+
+/// The content of a [`LayerEntry`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerContent {
+    /// A folder with this mode.
+    Directory(u32),
+    /// A file made in memory.
+    Bytes {
+        /// Its mode.
+        mode: u32,
+        /// Its bytes.
+        bytes: Vec<u8>,
+    },
+    /// A file streamed from the build machine.
+    File {
+        /// Its mode.
+        mode: u32,
+        /// Where it is read from.
+        source: PathBuf,
+        /// Its size when it was listed.
+        size: u64,
+    },
+    /// A symbolic link.
+    Symlink(String),
+}
+
+/// Write one layer holding `entries`, in the order given (the caller sorts them, parents
+/// first), with the build's fixed timestamps and the entries' owners.
+pub fn write_entries_layer(
+    entries: &[LayerEntry],
+    epoch: SourceDateEpoch,
+    cache: &Cache,
+) -> Result<LayerBlob, LayerError> {
+    let mut writer = LayerWriter::new(cache, epoch)?;
+    for entry in entries {
+        let (kind, mode, size) = match &entry.content {
+            LayerContent::Directory(mode) => (tar::EntryType::Directory, *mode, 0),
+            LayerContent::Bytes { mode, bytes } => {
+                (tar::EntryType::Regular, *mode, bytes.len() as u64)
+            }
+            LayerContent::File { mode, size, .. } => (tar::EntryType::Regular, *mode, *size),
+            LayerContent::Symlink(_) => (tar::EntryType::Symlink, SYMLINK_MODE, 0),
+        };
+        let mut header = repro::tar_header(kind, mode, size, epoch);
+        header.set_uid(u64::from(entry.owner.0));
+        header.set_gid(u64::from(entry.owner.1));
+        let path = entry.path.as_str();
+        let result = match &entry.content {
+            LayerContent::Directory(_) => {
+                writer.builder.append_data(&mut header, path, io::empty())
+            }
+            LayerContent::Bytes { bytes, .. } => {
+                writer.builder.append_data(&mut header, path, &bytes[..])
+            }
+            LayerContent::File { source, size, .. } => {
+                let file = fs_err::File::open(source)
+                    .map_err(|source| writer.write_error(path, source))?;
+                // A file that grew since it was listed is cut at its listed size; one
+                // that shrank fails the tar writer.
+                writer
+                    .builder
+                    .append_data(&mut header, path, io::Read::take(file, *size))
+            }
+            LayerContent::Symlink(target) => writer.builder.append_link(&mut header, path, target),
+        };
+        result.map_err(|source| writer.write_error(path, source))?;
+    }
+    writer.finish()
+}
+
 /// Write the venv skeleton of `scheme`: `pyvenv.cfg`, `bin/python` linking to the
 /// base interpreter, `bin/python3` and `bin/python3.X` linking to `python`,
 /// `lib/python3.X/site-packages/`, `lib64` linking to `lib`, and every parent.
