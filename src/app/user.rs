@@ -265,27 +265,24 @@ fn read_base_files(
                 .filter(|p| !p.is_empty() && *p != ".")
                 .collect();
             let path = path.join("/");
-            let (parent, basename) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
-            if basename == ".wh..wh..opq" {
-                for name in [PASSWD, GROUP] {
-                    if parent.is_empty() || name.starts_with(&format!("{parent}/")) {
-                        files.insert(name, None);
+            match crate::layer::whiteout(&path) {
+                Some(crate::layer::Whiteout::Opaque(parent)) => {
+                    for name in [PASSWD, GROUP] {
+                        if parent.is_empty() || name.starts_with(&format!("{parent}/")) {
+                            files.insert(name, None);
+                        }
                     }
+                    continue;
                 }
-                continue;
-            }
-            if let Some(hidden) = basename.strip_prefix(".wh.") {
-                let hidden = if parent.is_empty() {
-                    hidden.to_string()
-                } else {
-                    format!("{parent}/{hidden}")
-                };
-                for name in [PASSWD, GROUP] {
-                    if name == hidden || name.starts_with(&format!("{hidden}/")) {
-                        files.insert(name, None);
+                Some(crate::layer::Whiteout::Deletes(hidden)) => {
+                    for name in [PASSWD, GROUP] {
+                        if name == hidden || name.starts_with(&format!("{hidden}/")) {
+                            files.insert(name, None);
+                        }
                     }
+                    continue;
                 }
-                continue;
+                None => {}
             }
             let Some(name) = [PASSWD, GROUP].into_iter().find(|name| *name == path) else {
                 continue;

@@ -390,6 +390,30 @@ pub fn write_venv_layer(
     writer.finish()
 }
 
+/// What an entry of a layer tar means for the paths below it (OCI image spec, "Whiteouts").
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Whiteout<'a> {
+    /// `FOLDER/.wh..wh..opq`: the lower layers' contents of `FOLDER` (`""`: the root) are
+    /// hidden.
+    Opaque(&'a str),
+    /// `FOLDER/.wh.NAME`: the path `FOLDER/NAME` (and what is below it) is deleted.
+    Deletes(String),
+}
+
+/// Whether the entry at `path` (relative, no leading `/`) is a whiteout, and of what.
+pub(crate) fn whiteout(path: &str) -> Option<Whiteout<'_>> {
+    let (parent, basename) = path.rsplit_once('/').unwrap_or(("", path));
+    if basename == ".wh..wh..opq" {
+        return Some(Whiteout::Opaque(parent));
+    }
+    let hidden = basename.strip_prefix(".wh.")?;
+    Some(Whiteout::Deletes(if parent.is_empty() {
+        hidden.to_string()
+    } else {
+        format!("{parent}/{hidden}")
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Read;

@@ -476,19 +476,17 @@ impl Tree {
             let Some(path) = normalize_entry_path(&entry.path()?.to_string_lossy()) else {
                 continue;
             };
-            let (parent, basename) = split_parent(&path);
-            if basename == ".wh..wh..opq" {
-                self.remove_children(parent);
-                continue;
-            }
-            if let Some(hidden) = basename.strip_prefix(".wh.") {
-                let hidden = if parent.is_empty() {
-                    hidden.to_string()
-                } else {
-                    format!("{parent}/{hidden}")
-                };
-                self.remove_tree(&hidden);
-                continue;
+            let (_, basename) = split_parent(&path);
+            match crate::layer::whiteout(&path) {
+                Some(crate::layer::Whiteout::Opaque(folder)) => {
+                    self.remove_children(folder);
+                    continue;
+                }
+                Some(crate::layer::Whiteout::Deletes(hidden)) => {
+                    self.remove_tree(&hidden);
+                    continue;
+                }
+                None => {}
             }
             if entry_type.is_dir() {
                 // A directory replaces a lower non-directory, but merges with a lower
